@@ -1,0 +1,128 @@
+"""Style statistics of VGG features: Gram matrices and channel mean/std, and the
+:class:`StyleFeatures` value (one or more style images blended with weights)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+from .vgg import STYLE_LAYERS, VGGEncoder
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Normalised Gram matrix.
+
+    features: (B, C, H, W) → (B, C, C) in float32, divided by C·H·W so values do not grow with
+    image size (a 2× larger image of the same texture has the same Gram).
+
+    >>> g = gram_matrix(torch.ones(1, 2, 4, 4))
+    >>> g.shape, float(g[0, 0, 0])
+    (torch.Size([1, 2, 2]), 0.5)
+    """
+    if features.dim() != 4:
+        raise InputError(f"gram_matrix expects (B, C, H, W) features, got shape {tuple(features.shape)}")
+    b, c, h, w = features.shape
+    f = features.float().reshape(b, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation: (B, C, H, W) → ((B, C), (B, C)), float32.
+
+    >>> m, s = mean_std(torch.arange(4.).view(1, 1, 2, 2))
+    >>> float(m), round(float(s), 4)
+    (1.5, 1.118)
+    """
+    if features.dim() != 4:
+        raise InputError(f"mean_std expects (B, C, H, W) features, got shape {tuple(features.shape)}")
+    f = features.float().flatten(2)
+    return f.mean(dim=2), (f.var(dim=2, unbiased=False) + eps).sqrt()
+
+
+def resize_long_side(images: torch.Tensor, long_side: int) -> torch.Tensor:
+    """Resize (B, C, H, W) so max(H, W) == long_side, keeping aspect (antialiased bilinear)."""
+    h, w = images.shape[-2:]
+    scale = long_side / max(h, w)
+    if abs(scale - 1.0) < 1e-6:
+        return images
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+
+
+@dataclass
+class StyleFeatures:
+    """Target statistics of a style: per-layer Gram matrices (C, C) and mean/std (C,), already
+    blended over the style images. Records the encoder that made it (``encoder_identity``),
+    so features from another encoder are refused by :meth:`check_encoder`."""
+    layers: tuple[str, ...]
+    grams: dict[str, torch.Tensor]
+    means: dict[str, torch.Tensor]
+    stds: dict[str, torch.Tensor]
+    encoder_identity: str
+    encoder_arch: str
+    style_size: int
+    blend_weights: tuple[float, ...] = field(default=(1.0,))
+
+    def check_encoder(self, encoder: VGGEncoder) -> None:
+        if encoder.identity != self.encoder_identity:
+            raise InputError(
+                f"these style features were computed with encoder {self.encoder_identity} but the "
+                f"encoder in use is {encoder.identity}; recompute StyleFeatures with the same encoder")
+
+    def to(self, device: torch.device | str) -> "StyleFeatures":
+        move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        return StyleFeatures(self.layers, move(self.grams), move(self.means), move(self.stds),
+                             self.encoder_identity, self.encoder_arch, self.style_size, self.blend_weights)
+
+
+def compute_style_features(encoder: VGGEncoder, images: torch.Tensor | Sequence[torch.Tensor],
+                           weights: Sequence[float] | None = None, *, style_size: int | None = 512,
+                           layers: Sequence[str] = STYLE_LAYERS) -> StyleFeatures:
+    """Blend the style statistics of one or more images.
+
+    images: (B, 3, H, W) in [0, 1], or a list of (3, H, W)/(1, 3, H, W) tensors of any sizes.
+    weights: one non-negative blend weight per image (normalised to sum 1); default equal.
+    style_size: each image is resized so its long side is this many pixels (None: as is).
+    """
+    if isinstance(images, torch.Tensor):
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise InputError(f"style images must be (B, 3, H, W), got {tuple(images.shape)}")
+        image_list = list(images.unbind(0))
+    else:
+        image_list = [img[0] if img.dim() == 4 else img for img in images]
+    if not image_list:
+        raise InputError("no style images given (empty batch)")
+    for i, img in enumerate(image_list):
+        if img.dim() != 3 or img.shape[0] != 3:
+            raise InputError(f"style image {i} must be (3, H, W), got {tuple(img.shape)}")
+        if not torch.isfinite(img).all():
+            raise InputError(f"style image {i} contains NaN or Inf values")
+    n = len(image_list)
+    w = [1.0] * n if weights is None else [float(x) for x in weights]
+    if len(w) != n:
+        raise InputError(f"got {len(w)} blend weights for {n} style images; give one weight per image")
+    if any(x < 0 for x in w) or sum(w) <= 0:
+        raise InputError(f"blend weights must be non-negative with a positive sum, got {w}")
+    total = sum(w)
+    w = [x / total for x in w]
+
+    grams: dict[str, torch.Tensor] = {}
+    means: dict[str, torch.Tensor] = {}
+    stds: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for weight, img in zip(w, image_list):
+            x = img.unsqueeze(0).to(encoder.device, torch.float32).clamp(0, 1)
+            if style_size:
+                x = resize_long_side(x, style_size)
+            feats = encoder(x, layers)
+            for name in layers:
+                g = gram_matrix(feats[name])[0] * weight
+                m, s = mean_std(feats[name])
+                grams[name] = grams.get(name, 0) + g
+                means[name] = means.get(name, 0) + m[0] * weight
+                stds[name] = stds.get(name, 0) + s[0] * weight
+    return StyleFeatures(tuple(layers), grams, means, stds, encoder.identity, encoder.arch,
+                         int(style_size or 0), tuple(w))

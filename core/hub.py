@@ -1,0 +1,167 @@
+"""Weight references → local files.
+
+A reference is one of (tried in this order):
+
+1. a registry name from ``weights/registry.json`` (e.g. ``"vgg19"``);
+2. a local path to a ``.safetensors`` file (or a model folder holding ``model.safetensors``);
+3. a file name found in one of ``search_dirs`` (ComfyUI passes ``models/vgg`` etc.);
+4. a Hugging Face Hub reference ``org/name[/file.safetensors][@revision]``, optionally prefixed
+   with ``hf:`` / ``hf://``. Hub files go through :func:`huggingface_hub.hf_hub_download` into
+   ``cache_dir`` (ComfyUI's models folder inside ComfyUI); ``HF_HUB_OFFLINE=1`` is honoured.
+
+A pinned ``sha256`` (registry entries) is verified after download.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .errors import WeightsError
+from .io import PICKLE_SUFFIXES, sha256_file
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
+HUB_REF = re.compile(r"^(?:hf:(?://)?)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?P<file>(?:/[\w.\-/]+)?)(?:@(?P<rev>[\w.\-/]+))?$")
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    path: Path             # a local file (weights) or folder (style models)
+    source: str            # human-readable origin: "registry:vgg19 (timm/vgg19.tv_in1k@main)", a path…
+    arch: str | None = None
+    license: str | None = None
+
+
+def load_registry(path: str | Path | None = None) -> dict[str, dict]:
+    path = Path(path) if path else REGISTRY_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"{path}: registry is not valid JSON: {e}") from None
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def registry_names(kind: str | None = None) -> list[str]:
+    return [k for k, v in load_registry().items() if kind is None or v.get("kind") == kind]
+
+
+def parse_hub_ref(ref: str) -> tuple[str, str | None, str | None] | None:
+    """``"org/name/sub/file.safetensors@rev"`` → ``("org/name", "sub/file.safetensors", "rev")``."""
+    m = HUB_REF.match(ref.strip())
+    if not m:
+        return None
+    filename = m.group("file").lstrip("/") or None
+    return m.group("repo"), filename, m.group("rev")
+
+
+def hub_download(repo_id: str, filename: str, *, revision: str | None = None,
+                 cache_dir: str | Path | None = None, sha256: str | None = None,
+                 manual_dir: str | Path | None = None) -> Path:
+    """Download (or find in cache) one file from the Hub; verify ``sha256`` when given.
+
+    Offline (``HF_HUB_OFFLINE=1`` or no network) and not cached → :class:`WeightsError` saying
+    where to put the file by hand."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = Path(hf_hub_download(repo_id, filename, revision=revision,
+                                    cache_dir=str(cache_dir) if cache_dir else None))
+    except Exception as e:  # offline, not found, network down, gated…
+        url = f"https://huggingface.co/{repo_id}/blob/{revision or 'main'}/{filename}"
+        where = f"put it in {manual_dir}" if manual_dir else "pass the local file path instead"
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+        reason = "HF_HUB_OFFLINE is set and the file is not in the cache" if offline else f"{type(e).__name__}: {e}"
+        raise WeightsError(f"cannot get '{filename}' from Hub repo '{repo_id}' "
+                           f"(revision {revision or 'main'}): {reason}. Download {url} by hand and "
+                           f"{where}.") from None
+    if sha256:
+        actual = sha256_file(path)
+        if actual.lower() != sha256.lower():
+            raise WeightsError(f"{path}: checksum mismatch for {repo_id}/{filename}: sha256 is {actual}, "
+                               f"expected {sha256}. The file is corrupt or was changed; delete it and "
+                               f"download again.")
+    return path
+
+
+def resolve_weights(ref: str, *, kind: str = "vgg", cache_dir: str | Path | None = None,
+                    search_dirs: Sequence[str | Path] = (), registry: dict | None = None) -> ResolvedWeights:
+    """Turn a weight reference into a local file (``kind="vgg"``) or model folder (``kind="style"``)."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise WeightsError(f"empty weights reference {ref!r}")
+    ref = ref.strip()
+    registry = load_registry() if registry is None else registry
+    manual_dir = Path(search_dirs[0]) if search_dirs else None
+
+    entry = registry.get(ref)
+    if entry is not None:
+        if entry.get("kind", kind) != kind:
+            raise WeightsError(f"registry entry '{ref}' is a {entry.get('kind')} model, not a {kind} model")
+        if "path" in entry:  # shipped inside weights/
+            path = (WEIGHTS_DIR / entry["path"]).resolve()
+            if not path.exists():
+                raise WeightsError(f"registry entry '{ref}': shipped file {path} is missing (broken install?)")
+            if entry.get("sha256") and path.is_file():
+                _verify(path, entry["sha256"])
+            return ResolvedWeights(path, f"registry:{ref}", entry.get("arch"), entry.get("license"))
+        filename = entry.get("filename", "model.safetensors")
+        path = hub_download(entry["repo_id"], filename, revision=entry.get("revision"),
+                            cache_dir=cache_dir, sha256=entry.get("sha256"), manual_dir=manual_dir)
+        if kind == "style":
+            path = path.parent
+        return ResolvedWeights(path, f"registry:{ref} ({entry['repo_id']}@{entry.get('revision') or 'main'})",
+                               entry.get("arch"), entry.get("license"))
+
+    local = Path(os.path.expanduser(ref))
+    if local.exists():
+        return ResolvedWeights(_check_local(local, kind), str(local))
+    if local.suffix.lower() in PICKLE_SUFFIXES:
+        raise WeightsError(f"{ref}: '{local.suffix}' pickle checkpoints are never loaded; use .safetensors")
+    for folder in search_dirs:
+        candidate = Path(folder) / ref
+        if candidate.exists():
+            return ResolvedWeights(_check_local(candidate, kind), str(candidate))
+
+    hub = parse_hub_ref(ref)
+    if hub is not None and not ref.startswith((".", "/", "~")):
+        repo_id, filename, revision = hub
+        if kind == "style":
+            from huggingface_hub import hf_hub_download  # noqa: F401  (same download path)
+            weights = hub_download(repo_id, (filename.rstrip("/") + "/" if filename else "") + "model.safetensors",
+                                   revision=revision, cache_dir=cache_dir, manual_dir=manual_dir)
+            hub_download(repo_id, (filename.rstrip("/") + "/" if filename else "") + "config.json",
+                         revision=revision, cache_dir=cache_dir, manual_dir=manual_dir)
+            return ResolvedWeights(weights.parent, f"hub:{repo_id}@{revision or 'main'}")
+        path = hub_download(repo_id, filename or "model.safetensors", revision=revision,
+                            cache_dir=cache_dir, manual_dir=manual_dir)
+        return ResolvedWeights(path, f"hub:{repo_id}/{filename or 'model.safetensors'}@{revision or 'main'}")
+
+    known = ", ".join(sorted(registry)) or "(none)"
+    raise WeightsError(f"cannot resolve weights reference '{ref}': not a registry name ({known}), "
+                       f"not an existing file, not in {[str(d) for d in search_dirs] or 'any models folder'}, "
+                       f"and not a Hub reference like 'org/name[@revision]'")
+
+
+def _verify(path: Path, sha256: str) -> None:
+    actual = sha256_file(path)
+    if actual.lower() != sha256.lower():
+        raise WeightsError(f"{path}: checksum mismatch: sha256 is {actual}, expected {sha256}")
+
+
+def _check_local(path: Path, kind: str) -> Path:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise WeightsError(f"{path}: '{path.suffix}' files are PyTorch pickles, which ganstyle never "
+                           f"loads; convert to .safetensors")
+    if kind == "vgg" and path.is_dir():
+        inner = path / "model.safetensors"
+        if not inner.is_file():
+            raise WeightsError(f"{path}: folder has no model.safetensors")
+        return inner
+    if kind == "style" and path.is_file():
+        return path.parent
+    return path

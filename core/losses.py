@@ -1,0 +1,154 @@
+"""Losses: content, Gram style, mean/std style, total variation, adversarial.
+
+Each is a function plus a thin ``nn.Module`` (kornia's pattern). All return float32 scalars by
+default (``reduction="mean"``); inputs are checked for shape.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import InputError
+from .features import gram_matrix, mean_std
+
+ADV_MODES = ("lsgan", "hinge", "nsgan")
+
+
+def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return x.mean()
+    if reduction == "sum":
+        return x.sum()
+    if reduction == "none":
+        return x
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got '{reduction}'")
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """MSE between feature maps (B, C, H, W) — typically VGG relu4_2 of output and content.
+
+    >>> float(content_loss(torch.ones(1, 2, 3, 3), torch.zeros(1, 2, 3, 3)))
+    1.0
+    """
+    if features.shape != target.shape:
+        raise InputError(f"content_loss: features {tuple(features.shape)} and target "
+                         f"{tuple(target.shape)} must have the same shape")
+    diff = (features.float() - target.float()) ** 2
+    if reduction == "none":
+        return diff.flatten(1).mean(1)
+    return _reduce(diff, reduction)
+
+
+def gram_style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
+                    layer_weights: Mapping[str, float] | None = None, reduction: str = "mean") -> torch.Tensor:
+    """Sum over layers of weight · MSE(Gram(features), target Gram).
+
+    features: {layer: (B, C, H, W)}; target_grams: {layer: (C, C) or (B, C, C)}.
+    Returns a scalar ((B,) with ``reduction="none"``).
+
+    >>> f = {"relu1_1": torch.ones(1, 2, 4, 4)}
+    >>> float(gram_style_loss(f, {"relu1_1": torch.full((2, 2), 0.5)}))
+    0.0
+    """
+    total = None
+    for name, target in target_grams.items():
+        if name not in features:
+            raise InputError(f"gram_style_loss: no features for layer '{name}' (have {sorted(features)})")
+        g = gram_matrix(features[name])
+        t = target.float()
+        if t.dim() == 2:
+            t = t.unsqueeze(0)
+        if t.shape[-2:] != g.shape[-2:]:
+            raise InputError(f"gram_style_loss: layer '{name}' Gram is {tuple(g.shape[-2:])}, target "
+                             f"is {tuple(t.shape[-2:])}")
+        per_sample = ((g - t) ** 2).flatten(1).mean(1)  # (B,)
+        w = 1.0 if layer_weights is None else float(layer_weights.get(name, 0.0))
+        total = per_sample * w if total is None else total + per_sample * w
+    if total is None:
+        raise InputError("gram_style_loss: no style layers given")
+    return total if reduction == "none" else _reduce(total, reduction)
+
+
+def mean_std_style_loss(features: Mapping[str, torch.Tensor], target_means: Mapping[str, torch.Tensor],
+                        target_stds: Mapping[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
+    """Sum over layers of MSE(mean) + MSE(std) of channel statistics (AdaIN-style)."""
+    total = None
+    for name in target_means:
+        m, s = mean_std(features[name])
+        per = ((m - target_means[name].float()) ** 2).mean(1) + ((s - target_stds[name].float()) ** 2).mean(1)
+        total = per if total is None else total + per
+    if total is None:
+        raise InputError("mean_std_style_loss: no layers given")
+    return total if reduction == "none" else _reduce(total, reduction)
+
+
+def total_variation(images: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels, (B, C, H, W) → scalar.
+
+    Normalised per pixel, so it does not grow with image size.
+
+    >>> float(total_variation(torch.zeros(1, 3, 8, 8)))
+    0.0
+    """
+    if images.dim() != 4:
+        raise InputError(f"total_variation expects (B, C, H, W), got {tuple(images.shape)}")
+    dh = (images[:, :, 1:, :] - images[:, :, :-1, :]).abs().flatten(1).mean(1)
+    dw = (images[:, :, :, 1:] - images[:, :, :, :-1]).abs().flatten(1).mean(1)
+    per_sample = dh + dw
+    return per_sample if reduction == "none" else _reduce(per_sample, reduction)
+
+
+def adversarial_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan",
+                     for_discriminator: bool = True) -> torch.Tensor:
+    """GAN loss on discriminator outputs of any shape (e.g. PatchGAN (B, 1, h, w)).
+
+    mode: "lsgan" (least squares), "hinge", or "nsgan" (non-saturating BCE).
+    For the generator call with ``target_is_real=True, for_discriminator=False``.
+
+    >>> float(adversarial_loss(torch.ones(2, 1, 4, 4), True, "lsgan"))
+    0.0
+    """
+    logits = logits.float()
+    if mode == "lsgan":
+        return ((logits - (1.0 if target_is_real else 0.0)) ** 2).mean()
+    if mode == "nsgan":
+        target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if mode == "hinge":
+        if for_discriminator:
+            return F.relu(1.0 - logits).mean() if target_is_real else F.relu(1.0 + logits).mean()
+        return -logits.mean()
+    raise ValueError(f"adversarial mode must be one of {ADV_MODES}, got '{mode}'")
+
+
+class ContentLoss(nn.Module):
+    def forward(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return content_loss(features, target)
+
+
+class GramStyleLoss(nn.Module):
+    def __init__(self, layer_weights: Mapping[str, float] | None = None):
+        super().__init__()
+        self.layer_weights = dict(layer_weights) if layer_weights else None
+
+    def forward(self, features, target_grams) -> torch.Tensor:
+        return gram_style_loss(features, target_grams, self.layer_weights)
+
+
+class TotalVariation(nn.Module):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return total_variation(images)
+
+
+class AdversarialLoss(nn.Module):
+    def __init__(self, mode: str = "lsgan"):
+        super().__init__()
+        if mode not in ADV_MODES:
+            raise ValueError(f"adversarial mode must be one of {ADV_MODES}, got '{mode}'")
+        self.mode = mode
+
+    def forward(self, logits: torch.Tensor, target_is_real: bool, for_discriminator: bool = True):
+        return adversarial_loss(logits, target_is_real, self.mode, for_discriminator)

@@ -1,0 +1,77 @@
+"""LoadVGGEncoder and StyleFeatures nodes: thin wrappers over core.vgg / core.features."""
+from __future__ import annotations
+
+import torch
+
+from ..core.errors import GanstyleError
+from ..core.features import compute_style_features
+from ..core.hub import registry_names
+from ..core.images import comfy_to_bchw
+from ..core.vgg import load_vgg_encoder
+from . import comfy_env
+
+
+class LoadVGGEncoder:
+    @classmethod
+    def INPUT_TYPES(cls):
+        choices = registry_names("vgg") + comfy_env.list_local("vgg")
+        return {"required": {
+            "weights": (choices, {"default": "vgg19", "tooltip": "Registry entry (downloaded from the Hugging Face Hub into models/style_transfer/hub on first use) or a .safetensors file in models/vgg."}),
+            "dtype": (["fp32", "fp16", "bf16"], {"default": "fp32", "tooltip": "Precision of the encoder. fp16/bf16 halve memory on GPUs; keep fp32 on CPU."}),
+        }}
+
+    RETURN_TYPES = ("VGG_ENCODER",)
+    RETURN_NAMES = ("encoder",)
+    OUTPUT_TOOLTIPS = ("A frozen VGG feature encoder, used to measure content and style.",)
+    FUNCTION = "load"
+    CATEGORY = comfy_env.CATEGORY
+    DESCRIPTION = "Loads a frozen VGG16/VGG19 feature encoder (safetensors only) on ComfyUI's device."
+
+    def load(self, weights, dtype):
+        try:
+            return (load_vgg_encoder(weights, dtype=dtype, device=comfy_env.torch_device(),
+                                     cache_dir=comfy_env.hub_cache_dir(),
+                                     search_dirs=comfy_env.model_dirs("vgg")),)
+        except GanstyleError as e:
+            raise comfy_env.user_error(e) from e
+
+
+class StyleFeaturesNode:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "encoder": ("VGG_ENCODER", {"tooltip": "From Load VGG Encoder."}),
+            "style_images": ("IMAGE", {"tooltip": "One or more style images (a batch). Several images are blended into one style."}),
+            "style_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 32, "tooltip": "Long side, in pixels, the style images are resized to. Larger = larger brush strokes in the result."}),
+        }, "optional": {
+            "blend_weights": ("STRING", {"default": "", "tooltip": "Comma-separated weight per style image, e.g. '0.7, 0.3'. Empty = equal weights."}),
+        }}
+
+    RETURN_TYPES = ("STYLE_FEATURES",)
+    RETURN_NAMES = ("style",)
+    OUTPUT_TOOLTIPS = ("Gram matrices and channel statistics of the (blended) style.",)
+    FUNCTION = "compute"
+    CATEGORY = comfy_env.CATEGORY
+    DESCRIPTION = "Computes the style statistics (Gram matrices, mean/std) of style images; several images are blended."
+
+    def compute(self, encoder, style_images, style_size, blend_weights=""):
+        try:
+            weights = parse_weights(blend_weights)
+            return (compute_style_features(encoder, comfy_to_bchw(style_images), weights, style_size=style_size),)
+        except GanstyleError as e:
+            raise comfy_env.user_error(e) from e
+
+
+def parse_weights(text: str) -> list[float] | None:
+    from ..core.errors import InputError
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return [float(x) for x in text.replace(";", ",").split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"blend_weights must be numbers separated by commas, got '{text}'") from None
+
+
+NODE_CLASS_MAPPINGS = {"LoadVGGEncoder": LoadVGGEncoder, "StyleFeatures": StyleFeaturesNode}
+NODE_DISPLAY_NAME_MAPPINGS = {"LoadVGGEncoder": "Load VGG Encoder", "StyleFeatures": "Style Features"}

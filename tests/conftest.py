@@ -1,0 +1,54 @@
+"""Shared fixtures (helpers live in helpers.py, importable from every test)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import synthetic_painting, synthetic_photo, write_vgg
+
+
+@pytest.fixture(scope="session")
+def vgg_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("vgg")
+    write_vgg(d / "vgg16.safetensors", "vgg16", seed=0)
+    write_vgg(d / "vgg19.safetensors", "vgg19", seed=1)
+    return d
+
+
+@pytest.fixture(scope="session")
+def vgg16_file(vgg_dir) -> Path:
+    return vgg_dir / "vgg16.safetensors"
+
+
+@pytest.fixture(scope="session")
+def vgg19_file(vgg_dir) -> Path:
+    return vgg_dir / "vgg19.safetensors"
+
+
+@pytest.fixture(scope="session")
+def vgg16(vgg16_file):
+    from ganstyle.core.vgg import load_vgg_encoder_file
+    return load_vgg_encoder_file(vgg16_file, deepest="relu5_1")
+
+
+@pytest.fixture(autouse=True)
+def _offline_hub(monkeypatch, tmp_path):
+    """Tests never touch the network: the Hub is offline and its cache is per-test."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    import huggingface_hub.constants as c
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"), raising=False)
+
+
+@pytest.fixture
+def photo() -> torch.Tensor:
+    return synthetic_photo()
+
+
+@pytest.fixture
+def painting() -> torch.Tensor:
+    return synthetic_painting()

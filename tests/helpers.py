@@ -1,0 +1,71 @@
+"""Shared test helpers: tiny synthetic VGG weights in the real torchvision key layout, a pre-filled
+Hugging Face Hub cache, and small deterministic test images."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from ganstyle.core.vgg import vgg_layers
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def make_vgg_state(arch: str, seed: int = 0, with_classifier: bool = True) -> dict[str, torch.Tensor]:
+    """Random (He-initialised, seeded) VGG ``features.N`` weights with the real shapes, plus a small
+    fake classifier tensor that loaders must never read."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for layer in vgg_layers(arch):
+        if layer.kind == "conv":
+            fan_in = layer.in_channels * 9
+            state[f"features.{layer.index}.weight"] = torch.randn(
+                layer.out_channels, layer.in_channels, 3, 3, generator=g) * math.sqrt(2.0 / fan_in)
+            state[f"features.{layer.index}.bias"] = torch.randn(layer.out_channels, generator=g) * 0.01
+    if with_classifier:
+        state["classifier.0.weight"] = torch.zeros(4, 4)
+    return state
+
+
+def write_vgg(path: Path, arch: str, seed: int = 0, **kw) -> Path:
+    save_file(make_vgg_state(arch, seed, **kw), str(path))
+    return path
+
+
+def fill_hub_cache(cache_dir: Path, repo_id: str, files: dict[str, bytes | Path],
+                   revision: str = "main", commit: str = "0123456789abcdef0123456789abcdef01234567") -> Path:
+    """Lay files out exactly as huggingface_hub's cache does (refs/<rev> → snapshots/<commit>/…),
+    so the real ``hf_hub_download`` finds them with ``HF_HUB_OFFLINE=1``."""
+    repo_dir = cache_dir / f"models--{repo_id.replace('/', '--')}"
+    snap = repo_dir / "snapshots" / commit
+    for name, data in files.items():
+        target = snap / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data.read_bytes() if isinstance(data, Path) else data)
+    (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+    (repo_dir / "refs" / revision).write_text(commit)
+    return snap
+
+
+
+def synthetic_photo(h: int = 48, w: int = 64, seed: int = 0) -> torch.Tensor:
+    """A smooth 'photo': gradients and a disc. (1, 3, H, W) in [0, 1]."""
+    y = torch.linspace(0, 1, h).view(h, 1).expand(h, w)
+    x = torch.linspace(0, 1, w).view(1, w).expand(h, w)
+    disc = (((x - 0.6) ** 2 + (y - 0.4) ** 2) < 0.05).float()
+    img = torch.stack([0.2 + 0.6 * x, 0.3 + 0.5 * y, 0.5 + 0.4 * disc - 0.2 * x])
+    return img.clamp(0, 1).unsqueeze(0)
+
+
+def synthetic_painting(h: int = 48, w: int = 48, seed: int = 1) -> torch.Tensor:
+    """A high-frequency 'painting': coloured stripes and blobs. (1, 3, H, W) in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(h).view(h, 1).float()
+    x = torch.arange(w).view(1, w).float()
+    stripes = 0.5 + 0.5 * torch.sin((x + y) * 0.9)
+    noise = torch.rand(3, h, w, generator=g)
+    img = torch.stack([stripes, 1 - stripes, 0.5 * stripes]) * 0.7 + 0.3 * noise
+    return img.clamp(0, 1).unsqueeze(0)

@@ -1,0 +1,1 @@
+"""The ``ganstyle`` command line: ``ganstyle train | stylize | push | pull | models | demo``."""
