@@ -65,6 +65,11 @@ class StyleFeatures:
     encoder_arch: str
     style_size: int
     blend_weights: tuple[float, ...] = field(default=(1.0,))
+    # RGB colour statistics of the (blended) style images, in [0, 1] units: mean (3,) and
+    # covariance (3, 3). Optional (None for features made without them); used to recolour the
+    # content with the style's palette (core.optimize's init="content_colored").
+    color_mean: torch.Tensor | None = None
+    color_cov: torch.Tensor | None = None
 
     def check_encoder(self, encoder: VGGEncoder) -> None:
         if encoder.identity != self.encoder_identity:
@@ -74,8 +79,10 @@ class StyleFeatures:
 
     def to(self, device: torch.device | str) -> "StyleFeatures":
         move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        move_opt = lambda t: None if t is None else t.to(device)  # noqa: E731
         return StyleFeatures(self.layers, move(self.grams), move(self.means), move(self.stds),
-                             self.encoder_identity, self.encoder_arch, self.style_size, self.blend_weights)
+                             self.encoder_identity, self.encoder_arch, self.style_size, self.blend_weights,
+                             move_opt(self.color_mean), move_opt(self.color_cov))
 
 
 def compute_style_features(encoder: VGGEncoder, images: torch.Tensor | Sequence[torch.Tensor],
@@ -112,11 +119,16 @@ def compute_style_features(encoder: VGGEncoder, images: torch.Tensor | Sequence[
     grams: dict[str, torch.Tensor] = {}
     means: dict[str, torch.Tensor] = {}
     stds: dict[str, torch.Tensor] = {}
+    color_mean = torch.zeros(3)
+    color_moment = torch.zeros(3, 3)  # blended E[rgb rgbᵀ]; covariance = moment − mean meanᵀ
     with torch.no_grad():
         for weight, img in zip(w, image_list):
             x = img.unsqueeze(0).to(encoder.device, torch.float32).clamp(0, 1)
             if style_size:
                 x = resize_long_side(x, style_size)
+            rgb = x[0].flatten(1).float().cpu()  # (3, H·W)
+            color_mean += rgb.mean(1) * weight
+            color_moment += (rgb @ rgb.T) / rgb.shape[1] * weight
             feats = encoder(x, layers)
             for name in layers:
                 g = gram_matrix(feats[name])[0] * weight
@@ -124,5 +136,42 @@ def compute_style_features(encoder: VGGEncoder, images: torch.Tensor | Sequence[
                 grams[name] = grams.get(name, 0) + g
                 means[name] = means.get(name, 0) + m[0] * weight
                 stds[name] = stds.get(name, 0) + s[0] * weight
+    color_cov = color_moment - torch.outer(color_mean, color_mean)
     return StyleFeatures(tuple(layers), grams, means, stds, encoder.identity, encoder.arch,
-                         int(style_size or 0), tuple(w))
+                         int(style_size or 0), tuple(w), color_mean.to(encoder.device),
+                         color_cov.to(encoder.device))
+
+
+def blend_style_features(styles: Sequence[StyleFeatures], weights: Sequence[float] | None = None) -> StyleFeatures:
+    """Mix already-computed styles (each possibly from several images, at its own style size).
+
+    Gram matrices, channel means and colour moments blend linearly, as if the images had been
+    given to :func:`compute_style_features` together. All styles must come from the same encoder.
+    """
+    if not styles:
+        raise InputError("no styles to blend")
+    wrong = [i for i, s in enumerate(styles, start=1) if not isinstance(s, StyleFeatures)]
+    if wrong:
+        raise InputError(f"style {wrong[0]} is a {type(styles[wrong[0] - 1]).__name__}, not StyleFeatures "
+                         f"(connect the output of a Style Features node)")
+    w = [1.0] * len(styles) if weights is None else [float(x) for x in weights]
+    if len(w) != len(styles):
+        raise InputError(f"got {len(w)} blend weights for {len(styles)} styles")
+    if any(x < 0 for x in w) or sum(w) <= 0:
+        raise InputError(f"blend weights must be non-negative with a positive sum, got {w}")
+    w = [x / sum(w) for x in w]
+    first = styles[0]
+    for i, s in enumerate(styles[1:], start=2):
+        if s.encoder_identity != first.encoder_identity:
+            raise InputError(f"style {i} was computed with encoder {s.encoder_identity}, style 1 with "
+                             f"{first.encoder_identity}; use one encoder for every style")
+        if s.layers != first.layers:
+            raise InputError(f"style {i} has layers {s.layers}, style 1 has {first.layers}")
+    mix = lambda attr: {k: sum(wi * getattr(s, attr)[k] for wi, s in zip(w, styles)) for k in first.layers}  # noqa: E731
+    color_mean = color_cov = None
+    if all(s.color_mean is not None and s.color_cov is not None for s in styles):
+        color_mean = sum(wi * s.color_mean for wi, s in zip(w, styles))
+        moment = sum(wi * (s.color_cov + torch.outer(s.color_mean, s.color_mean)) for wi, s in zip(w, styles))
+        color_cov = moment - torch.outer(color_mean, color_mean)
+    return StyleFeatures(first.layers, mix("grams"), mix("means"), mix("stds"), first.encoder_identity,
+                         first.encoder_arch, max(s.style_size for s in styles), tuple(w), color_mean, color_cov)

@@ -112,7 +112,10 @@ def resolve_weights(ref: str, *, kind: str = "vgg", cache_dir: str | Path | None
         filename = entry.get("filename", "model.safetensors")
         path = hub_download(entry["repo_id"], filename, revision=entry.get("revision"),
                             cache_dir=cache_dir, sha256=entry.get("sha256"), manual_dir=manual_dir)
-        if kind == "style":
+        if kind == "style":  # a style model is a folder: fetch its config.json too
+            config_name = filename.rsplit("/", 1)[0] + "/config.json" if "/" in filename else "config.json"
+            hub_download(entry["repo_id"], config_name, revision=entry.get("revision"),
+                         cache_dir=cache_dir, manual_dir=manual_dir)
             path = path.parent
         return ResolvedWeights(path, f"registry:{ref} ({entry['repo_id']}@{entry.get('revision') or 'main'})",
                                entry.get("arch"), entry.get("license"))

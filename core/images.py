@@ -57,7 +57,7 @@ def load_image(path: str | Path) -> torch.Tensor:
         raise InputError(f"image not found: {path}") from None
     except Exception as e:
         raise InputError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).clamp(0, 1)
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).clamp(0, 1).contiguous()
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

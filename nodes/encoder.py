@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..core.errors import GanstyleError
-from ..core.features import compute_style_features
+from ..core.features import blend_style_features, compute_style_features
 from ..core.hub import registry_names
 from ..core.images import comfy_to_bchw
 from ..core.vgg import load_vgg_encoder
@@ -62,6 +62,29 @@ class StyleFeaturesNode:
             raise comfy_env.user_error(e) from e
 
 
+class BlendStyleFeatures:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "style_a": ("STYLE_FEATURES", {"tooltip": "First style (from Style Features)."}),
+            "style_b": ("STYLE_FEATURES", {"tooltip": "Second style; must come from the same encoder."}),
+            "weight_a": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "Share of style A in the mix (style B gets 1 - weight_a)."}),
+        }}
+
+    RETURN_TYPES = ("STYLE_FEATURES",)
+    RETURN_NAMES = ("style",)
+    OUTPUT_TOOLTIPS = ("The blended style.",)
+    FUNCTION = "blend"
+    CATEGORY = comfy_env.CATEGORY
+    DESCRIPTION = "Mixes two styles (each measured at its own size) into one, by weight."
+
+    def blend(self, style_a, style_b, weight_a):
+        try:
+            return (blend_style_features([style_a, style_b], [weight_a, 1.0 - weight_a]),)
+        except GanstyleError as e:
+            raise comfy_env.user_error(e) from e
+
+
 def parse_weights(text: str) -> list[float] | None:
     from ..core.errors import InputError
     text = (text or "").strip()
@@ -73,5 +96,7 @@ def parse_weights(text: str) -> list[float] | None:
         raise InputError(f"blend_weights must be numbers separated by commas, got '{text}'") from None
 
 
-NODE_CLASS_MAPPINGS = {"LoadVGGEncoder": LoadVGGEncoder, "StyleFeatures": StyleFeaturesNode}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoadVGGEncoder": "Load VGG Encoder", "StyleFeatures": "Style Features"}
+NODE_CLASS_MAPPINGS = {"LoadVGGEncoder": LoadVGGEncoder, "StyleFeatures": StyleFeaturesNode,
+                       "BlendStyleFeatures": BlendStyleFeatures}
+NODE_DISPLAY_NAME_MAPPINGS = {"LoadVGGEncoder": "Load VGG Encoder", "StyleFeatures": "Style Features",
+                              "BlendStyleFeatures": "Blend Style Features"}

@@ -67,3 +67,27 @@ def test_refuses_other_encoder(vgg16, vgg19_file, painting):
     other = load_vgg_encoder_file(vgg19_file, deepest="relu5_1")
     with pytest.raises(InputError, match="computed with encoder vgg16:.*vgg19:"):
         feats.check_encoder(other)
+
+
+def test_blend_style_features_equals_joint_computation(vgg16, photo, painting):
+    from ganstyle.core.features import blend_style_features
+    a = compute_style_features(vgg16, painting, style_size=32)
+    b = compute_style_features(vgg16, photo, style_size=32)
+    joint = compute_style_features(vgg16, [painting, photo], [0.25, 0.75], style_size=32)
+    mixed = blend_style_features([a, b], [1, 3])
+    assert mixed.blend_weights == (0.25, 0.75)
+    for layer in joint.layers:
+        torch.testing.assert_close(mixed.grams[layer], joint.grams[layer], rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(mixed.means[layer], joint.means[layer], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(mixed.color_cov, joint.color_cov, rtol=1e-4, atol=1e-6)
+    with pytest.raises(InputError, match="1 blend weights for 2 styles"):
+        blend_style_features([a, b], [1])
+
+
+def test_blend_refuses_mixed_encoders(vgg16, vgg19_file, painting):
+    from ganstyle.core.features import blend_style_features
+    from ganstyle.core.vgg import load_vgg_encoder_file
+    other = load_vgg_encoder_file(vgg19_file, deepest="relu5_1")
+    with pytest.raises(InputError, match="style 2 was computed with encoder vgg19:"):
+        blend_style_features([compute_style_features(vgg16, painting, style_size=32),
+                              compute_style_features(other, painting, style_size=32)])

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -5,6 +6,15 @@ import torch
 
 from ganstyle.core.errors import ConfigError, WeightsError
 from ganstyle.core.generator import GeneratorConfig, StyleGenerator, preset_config
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from threads; on a loaded machine waiting threads slow them a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 TINY = GeneratorConfig(base_channels=4, max_channels=8, num_downsamples=2, num_residual_blocks=1,
                        first_kernel=3, last_kernel=3)
@@ -80,3 +90,65 @@ def test_missing_field_and_mismatched_weights(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(_write_config_text))
     with pytest.raises(WeightsError, match=r"model\.safetensors: key 'head\.1\.weight' has shape"):
         StyleGenerator.from_pretrained(tmp_path)
+
+
+# ---- fast preset, tiling geometry, loading from explicit files ----------------------------------
+from ganstyle.core.generator import NormStatistics, PRESETS  # noqa: E402
+
+
+def test_fast_preset_architecture():
+    cfg = preset_config("fast")
+    assert cfg.pixel_shuffle and cfg.stride == 8 and cfg.num_residual_blocks >= 4
+    fast, johnson = StyleGenerator(cfg), StyleGenerator(preset_config("johnson"))
+    assert not preset_config("johnson").pixel_shuffle
+    # no convolution sees full resolution: the head reads the 12-channel unshuffled image
+    assert fast.head[1].in_channels == 12 and fast.tail[1].out_channels == 12
+    assert fast.activation_bytes_per_pixel() < johnson.activation_bytes_per_pixel() / 3
+    assert 500_000 < sum(p.numel() for p in fast.parameters()) < 2_000_000
+
+
+def test_pixel_shuffle_starts_as_nearest_upsampling():
+    """ICNR initialisation: at init the four sub-pixels of each 2×2 output block are equal."""
+    torch.manual_seed(0)
+    g = StyleGenerator(GeneratorConfig(4, 8, 2, 1, 3, 3, pixel_shuffle=True)).eval()
+    y = g(torch.rand(1, 3, 32, 32))
+    blocks = torch.nn.functional.pixel_unshuffle(y, 2).view(1, 3, 4, 16, 16)
+    torch.testing.assert_close(blocks, blocks[:, :, :1].expand_as(blocks))
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_receptive_radius_bounds_the_influence_of_a_pixel(name):
+    cfg = dataclasses.replace(preset_config(name), base_channels=4, max_channels=8)
+    torch.manual_seed(0)
+    g = StyleGenerator(cfg).eval()
+    x = torch.rand(1, 3, 256, 256)
+    stats = NormStatistics()
+    with torch.no_grad():
+        with stats.record():
+            base = g(x)
+        x[..., 128, 128] += 1.0
+        with stats.frozen():
+            changed = (g(x) - base).abs().amax(dim=(0, 1)) > 0
+    rows, cols = changed.nonzero(as_tuple=True)
+    reach = max((rows - 128).abs().max(), (cols - 128).abs().max())
+    assert g.receptive_radius() - 8 <= reach <= g.receptive_radius()
+
+
+def test_pixel_shuffle_needs_a_downsample(tmp_path):
+    StyleGenerator(TINY).save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    data.update(num_downsamples=0, pixel_shuffle=True)
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="'pixel_shuffle' is true but 'num_downsamples' is 0"):
+        StyleGenerator.from_pretrained(tmp_path)
+
+
+def test_from_files_with_named_config(tmp_path):
+    torch.manual_seed(1)
+    g = StyleGenerator(GeneratorConfig(4, 8, 2, 1, 3, 3, pixel_shuffle=True)).eval()
+    g.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").rename(tmp_path / "mine.safetensors")
+    (tmp_path / "m" / "config.json").rename(tmp_path / "mine.json")
+    h = StyleGenerator.from_files(tmp_path / "mine.safetensors", tmp_path / "mine.json")
+    x = torch.rand(1, 3, 24, 40)
+    torch.testing.assert_close(g(x), h(x))

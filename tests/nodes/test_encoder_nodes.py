@@ -52,3 +52,14 @@ def test_style_features_node_blends(vgg16, painting, photo):
         comfy_call(StyleFeaturesNode, encoder=vgg16, style_images=bhwc, style_size=64, blend_weights="a,b")
     with pytest.raises(ValueError, match=r"2 blend weights for 1 style images"):
         comfy_call(StyleFeaturesNode, encoder=vgg16, style_images=bhwc[:1], style_size=64, blend_weights="1,2")
+
+
+def test_blend_style_features_node(vgg16, painting, photo):
+    from ganstyle.nodes.encoder import BlendStyleFeatures
+    (a,) = comfy_call(StyleFeaturesNode, encoder=vgg16, style_images=painting.permute(0, 2, 3, 1), style_size=64)
+    (b,) = comfy_call(StyleFeaturesNode, encoder=vgg16, style_images=photo.permute(0, 2, 3, 1), style_size=64)
+    (mix,) = comfy_call(BlendStyleFeatures, style_a=a, style_b=b, weight_a=0.75)
+    assert mix.blend_weights == (0.75, 0.25)
+    torch.testing.assert_close(mix.grams["relu2_1"], 0.75 * a.grams["relu2_1"] + 0.25 * b.grams["relu2_1"])
+    with pytest.raises(ValueError, match=r"^\[ganstyle\] blend weights must be non-negative"):
+        comfy_call(BlendStyleFeatures, style_a=a, style_b=b, weight_a=0.0 - 0.5)

@@ -1,0 +1,682 @@
+"""Optimisation-based style transfer (Gatys et al. 2016): optimise the pixels of an image so its
+VGG features match a content image (``relu4_2``) and a style's Gram matrices (``relu1_1`` …
+``relu5_1``), with total-variation smoothing.
+
+The entry point is :func:`optimize_stylize` with an :class:`OptimizeOptions`.
+
+How it stays fast, bounded and resolution-independent:
+
+* **Normalised losses.** Gram matrices and feature MSEs are already means over pixels, so they do
+  not grow with the image. On top of that each term is divided by the size of its target (content
+  loss by mean(target²), each layer's Gram loss by mean(target Gram²)): every term is a *relative*
+  error of order 1, whatever the encoder, the layer or the resolution. One set of default weights
+  therefore works from 256 px to print size, and per-layer style weights mean what they say.
+* **Coarse to fine.** The image is optimised first with its long side at ``start_side`` pixels,
+  then upsampled (×2 per scale) and refined, with fewer iterations at each finer scale
+  (:func:`plan_scales`). The coarse scales fix the composition cheaply; the fine scales only add
+  detail. The first scale starts from ``init``; each later one from the previous result.
+* **Bounded memory.** VGG activations for a forward+backward pass cost ~2.5–3 KB per pixel in fp32
+  (VGG16/19 up to ``relu5_1``), 30+ GB at 4096 px. When that exceeds the memory budget (half the
+  free device memory, or ``tile_size``), the loss is computed over tiles: a first pass without
+  gradients sums each tile's Gram contribution to get the exact global Grams, then a second pass
+  backpropagates each tile's share of the loss (its contribution weighted by ∂loss/∂Gram). Tiles
+  overlap by the encoder's receptive-field radius and start on multiples of its total stride, so
+  the tiled loss and gradient are *the same* as the untiled ones (up to float rounding), while
+  peak memory is that of one tile plus O(pixels) for the image, its gradient and the L-BFGS
+  history (``history_size`` pairs of image-sized vectors).
+* **Mixed precision.** On CUDA, ``mixed_precision="auto"`` runs the VGG forward/backward under
+  bf16 autocast; Gram matrices, losses and the optimised image stay fp32. On CPU everything is fp32.
+
+It runs inside ``torch.inference_mode()`` (ComfyUI calls nodes that way): autograd is re-enabled
+locally and inference tensors (inputs, style targets, encoder weights made under inference mode)
+are cloned into ordinary tensors first.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from .color import COLOR_MODES, apply_color_mode
+from .config import bounded, config_from_dict
+from .errors import InputError
+from .features import StyleFeatures, gram_matrix, resize_long_side
+from .losses import content_loss, total_variation
+from .vgg import CONTENT_LAYER, VGGEncoder
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "content_colored")
+MIXED_PRECISION_MODES = ("auto", "off")
+
+# Fraction of the free device memory the VGG activations of one evaluation may use before the
+# loss is computed over tiles, and a safety factor on the per-pixel estimate.
+_MEMORY_FRACTION = 0.5
+_ESTIMATE_SAFETY = 1.3
+# Pixels leaving [0, 1] are pulled back by a quadratic penalty (clamping the parameter between
+# L-BFGS iterations would break its curvature history); the result is clamped at the end.
+_RANGE_PENALTY = 100.0
+_LINE_SEARCH = "strong_wolfe"
+_UPSAMPLE_DELTA = True
+_PYRAMID = True
+_FIRST_STEP = float(os.environ.get("FS", "0"))
+_MIN_STYLE_SIDE = 64
+
+
+class StyleTransferCancelled(Exception):
+    """Raise this (or any exception) from a progress callback to abort :func:`optimize_stylize`."""
+
+
+# progress(step, total, losses, preview) → truthy to stop early and return the image as it is.
+# ``losses``: {"total", "content", "style", "tv"} floats; ``preview``: (1, 3, h, w) in [0, 1] or None.
+ProgressCallback = Callable[[int, int, dict, "torch.Tensor | None"], "bool | None"]
+
+
+@dataclass
+class OptimizeOptions:
+    """Settings of :func:`optimize_stylize`. Defaults give a good result at any resolution."""
+    steps: int = bounded(200, 1, 100_000, doc="loss evaluations at the coarsest scale; each finer "
+                         "scale gets half as many as the one before (at least min_steps)")
+    long_side: int = bounded(512, 0, 16384, doc="output long side in px; 0 = the content's size")
+    start_side: int = bounded(256, 16, 16384, doc="long side of the coarsest scale; scales double "
+                              "up to long_side (>= long_side: a single scale)")
+    min_steps: int = bounded(20, 1, 100_000, doc="fewest loss evaluations at any scale")
+    optimizer: str = bounded("lbfgs", choices=OPTIMIZERS, doc="L-BFGS (best) or Adam")
+    lr: float = bounded(0.0, 0.0, 10.0, doc="step size; 0 = the optimiser's default "
+                        "(L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units)")
+    content_weight: float = bounded(1.0, 0.0, 1e6, doc="weight of the relative relu4_2 error")
+    style_weight: float = bounded(1.0, 0.0, 1e6, doc="weight of the relative Gram error")
+    tv_weight: float = bounded(0.1, 0.0, 1e6, doc="weight of total variation (mean |pixel step|)")
+    style_layer_weights: dict | None = bounded(None, doc="{layer: weight}; None = equal weights "
+                                              "over the style's layers")
+    init: str = bounded("content", choices=INITS, doc="start image: the content, noise, or the "
+                        "content recoloured with the style's palette")
+    color_mode: str = bounded("none", choices=COLOR_MODES, doc="keep the content's colours: "
+                              "'luminance' (transfer luminance only) or 'histogram' (match stats)")
+    seed: int = bounded(0, 0, 2**63 - 1, doc="seed of the noise init")
+    mixed_precision: str = bounded("auto", choices=MIXED_PRECISION_MODES,
+                                   doc="'auto': bf16 autocast for VGG on CUDA; 'off': fp32")
+    preview_every: int = bounded(0, 0, 100_000, doc="pass a preview image to the callback every "
+                                 "N steps (0 = never)")
+    tile_size: int = bounded(0, 0, 16384, doc="core tile side in px for the tiled loss; 0 = auto "
+                             "(tile only when one pass would not fit half the free memory)")
+    history_size: int = bounded(20, 1, 200, doc="L-BFGS history length (memory: 2 image-sized "
+                                "vectors each)")
+
+    def validate(self) -> None:
+        w = self.style_layer_weights
+        if w is not None:
+            if not isinstance(w, Mapping) or not w:
+                raise ValueError(f"field 'style_layer_weights' must be a non-empty {{layer: weight}} "
+                                 f"mapping, got {w!r}")
+            bad = {k: v for k, v in w.items()
+                   if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0}
+            if bad:
+                raise ValueError(f"field 'style_layer_weights' has invalid weights {bad}; "
+                                 f"weights must be finite and >= 0")
+            if sum(w.values()) <= 0:
+                raise ValueError("field 'style_layer_weights' needs at least one positive weight")
+
+    def checked(self) -> "OptimizeOptions":
+        """A validated copy; bad values raise :class:`~ganstyle.core.errors.ConfigError`."""
+        return config_from_dict(OptimizeOptions, dataclasses.asdict(self), source="OptimizeOptions")
+
+
+@dataclass(frozen=True)
+class Scale:
+    height: int
+    width: int
+    steps: int
+
+
+def plan_scales(height: int, width: int, options: OptimizeOptions) -> list[Scale]:
+    """The coarse-to-fine schedule for a (height, width) content image.
+
+    Long sides double from ``start_side`` up to ``long_side`` (the last step may be less than
+    ×2); the coarsest scale gets ``steps`` evaluations, each finer one half the previous, but never
+    fewer than ``min_steps`` (or ``steps``, if that is smaller). Sizes keep the aspect ratio.
+
+    >>> [(s.height, s.width, s.steps) for s in plan_scales(300, 400, OptimizeOptions(long_side=1000))]
+    [(192, 256, 200), (375, 500, 100), (750, 1000, 50)]
+    """
+    target = options.long_side or max(height, width)
+    sides = [target]
+    while sides[-1] // 2 >= options.start_side:
+        sides.append(sides[-1] // 2)
+    sides.reverse()
+    plan = []
+    for k, side in enumerate(sides):
+        scale = side / max(height, width)
+        h, w = max(1, round(height * scale)), max(1, round(width * scale))
+        plan.append(Scale(h, w, max(min(options.min_steps, options.steps), math.ceil(options.steps / 2 ** k))))
+    return plan
+
+
+def optimize_stylize(encoder: VGGEncoder, content: torch.Tensor, style: StyleFeatures,
+                     options: OptimizeOptions | None = None,
+                     progress: ProgressCallback | None = None) -> torch.Tensor:
+    """Stylise each content image by optimising its pixels.
+
+    encoder: a :class:`VGGEncoder` computing ``relu4_2`` and the style's layers; ``style`` must have
+    been computed with this same encoder (else :class:`InputError`).
+    content: (B, 3, H, W) in [0, 1]; images are processed one at a time.
+    progress: called after every loss evaluation as ``progress(step, total, losses, preview)``;
+    raise (e.g. :class:`StyleTransferCancelled`) to abort, return True to stop early.
+    Returns (B, 3, H', W') in [0, 1] on ``content``'s device, H'×W' being ``long_side`` on the long
+    side (the content's size when ``long_side`` is 0).
+    """
+    options = (options or OptimizeOptions()).checked()
+    _check_inputs(encoder, content, style, options)
+    with torch.inference_mode(False), torch.enable_grad():
+        encoder = _trainable_copy_if_inference(encoder)
+        device = encoder.device
+        style = _clone_style(style, device)
+        plan = plan_scales(content.shape[-2], content.shape[-1], options)
+        if min(plan[0].height, plan[0].width) < 16:
+            raise InputError(f"content image {tuple(content.shape[-2:])} is too thin: at the coarsest "
+                             f"scale it would be {plan[0].height}x{plan[0].width} px; VGG needs at "
+                             f"least 16 px per side (raise start_side)")
+        total = len(content) * sum(s.steps for s in plan)
+        counter = _Counter(total, progress, options.preview_every)
+        results = []
+        for i in range(len(content)):
+            image = content[i:i + 1].detach().clone().to(device, torch.float32)
+            generator = torch.Generator().manual_seed(options.seed + i)
+            result = _stylize_one(encoder, image, style, options, plan, generator, counter)
+            results.append(result.to(content.device))
+            if counter.stopped:
+                break
+        # An early stop leaves later images as their (resized) content, so the batch keeps its size.
+        for i in range(len(results), len(content)):
+            h, w = plan[-1].height, plan[-1].width
+            results.append(_resize(content[i:i + 1].float(), h, w).clamp(0, 1))
+        return torch.cat(results)
+
+
+# ----------------------------------------------------------------------------------------------
+# one image
+
+
+def _scale_styles(encoder, style, plan):
+    images = getattr(style, "images", None)
+    if images is None or not _PYRAMID:
+        return [style] * len(plan)
+    from .features import compute_style_features
+    out = []
+    final = max(plan[-1].height, plan[-1].width)
+    for scale in plan[:-1]:
+        size = max(_MIN_STYLE_SIDE, round(style.style_size * max(scale.height, scale.width) / final))
+        out.append(compute_style_features(encoder, images, style.blend_weights, style_size=size, layers=style.layers))
+    return out + [style]
+
+
+def _stylize_one(encoder, content, style, options, plan, generator, counter) -> torch.Tensor:
+    """content: (1, 3, H, W) fp32 on the encoder's device → (1, 3, h, w) of the last scale."""
+    x = None
+    prev_content = None
+    for scale, scale_style in zip(plan, _scale_styles(encoder, style, plan)):
+        objective_kw = _objective_settings(encoder, scale_style, options)
+        target = _resize(content, scale.height, scale.width).clamp(0, 1)
+        if x is None:
+            x = _initial_image(target, style, options.init, generator)
+        else:
+            # Upsample the stylisation *delta* and add it to the sharp content of this scale: the
+            # new scale starts with the content's fine detail instead of a blurred copy.
+            x = (target + _resize(x - prev_content, scale.height, scale.width)) if _UPSAMPLE_DELTA else _resize(x, scale.height, scale.width)
+        prev_content = target
+        objective = StyleObjective(encoder, target, **objective_kw)
+        counter.begin_scale(scale.steps)
+        x = _run_optimizer(objective, x, scale.steps, options, counter)
+        if counter.stopped:
+            break
+    final = plan[-1]
+    x = _resize(x, final.height, final.width)   # only after an early stop at a coarser scale
+    return apply_color_mode(x.clamp(0, 1), content, options.color_mode)
+
+
+def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, options: OptimizeOptions,
+                   counter: "_Counter") -> torch.Tensor:
+    x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    if options.optimizer == "lbfgs":
+        unit = _FIRST_STEP * x.numel() if _FIRST_STEP else 1.0
+        z = (x.detach() / unit).requires_grad_(True)
+        opt = torch.optim.LBFGS([z], lr=options.lr or 1.0, max_iter=steps, max_eval=steps,
+                                history_size=options.history_size, line_search_fn=_LINE_SEARCH,
+                                # losses are relative errors: never stop on a small gradient (its
+                                # per-pixel size shrinks with the pixel count), only on the budget
+                                tolerance_grad=0.0, tolerance_change=1e-12)
+
+        def closure():
+            opt.zero_grad(set_to_none=False)
+            xx = z * unit
+            losses = objective.evaluate(xx)
+            counter.step(losses, xx)
+            return torch.tensor(losses["total"])
+
+        try:
+            opt.step(closure)
+        except _StopEarly:
+            pass
+        return (z * unit).detach()
+    else:
+        opt = torch.optim.Adam([x], lr=options.lr or 0.02)
+        try:
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=False)
+                losses = objective.evaluate(x)
+                counter.step(losses, x)
+                opt.step()
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+        except _StopEarly:
+            pass
+    return x.detach()
+
+
+class _StopEarly(Exception):
+    """The progress callback returned True: leave the optimiser loop, keep the image."""
+
+
+class _Counter:
+    """Counts loss evaluations over the whole run and talks to the progress callback.
+
+    L-BFGS may overrun a scale's budget by a few evaluations (it checks the budget between
+    iterations, not inside a line search): the reported step stays at the scale's end then."""
+
+    def __init__(self, total: int, callback: ProgressCallback | None, preview_every: int):
+        self.total, self.callback, self.preview_every = total, callback, preview_every
+        self.done = self.scale_end = self.evaluations = 0
+        self.stopped = False
+
+    def begin_scale(self, steps: int) -> None:
+        self.done = self.scale_end
+        self.scale_end += steps
+
+    def step(self, losses: dict[str, float], x: torch.Tensor) -> None:
+        self.done = min(self.done + 1, self.scale_end)
+        self.evaluations += 1
+        if self.callback is None:
+            return
+        preview = None
+        if self.preview_every and (self.evaluations % self.preview_every == 0 or self.done == self.total):
+            preview = x.detach().clamp(0, 1).clone()
+        if self.callback(self.done, self.total, dict(losses), preview):
+            self.stopped = True
+            raise _StopEarly
+
+
+# ----------------------------------------------------------------------------------------------
+# the objective
+
+
+def _objective_settings(encoder: VGGEncoder, style: StyleFeatures, options: OptimizeOptions) -> dict:
+    """Everything about the loss that does not depend on the scale."""
+    raw = options.style_layer_weights or {name: 1.0 for name in style.layers}
+    unknown = sorted(set(raw) - set(style.layers))
+    if unknown:
+        raise InputError(f"style_layer_weights names layers {unknown} that the style features do not "
+                         f"have (they have {list(style.layers)})")
+    # Weights are normalised to sum to 1, and each layer's Gram error is divided by its target's
+    # mean square (a relative error), so every layer counts alike whatever its magnitude.
+    total = sum(raw.values())
+    layer_weights = {name: float(weight) / total / (float(style.grams[name].float().pow(2).mean()) or 1.0)
+                     for name, weight in raw.items() if weight > 0}
+    use_autocast = (options.mixed_precision == "auto" and encoder.device.type == "cuda"
+                    and encoder.dtype == torch.float32 and torch.cuda.is_bf16_supported())
+    return dict(grams={k: style.grams[k] for k in layer_weights}, layer_weights=layer_weights,
+                content_weight=options.content_weight, style_weight=options.style_weight,
+                tv_weight=options.tv_weight, tile_size=options.tile_size,
+                autocast_dtype=torch.bfloat16 if use_autocast else None)
+
+
+class StyleObjective:
+    """The loss of :func:`optimize_stylize` for one content image (1, 3, H, W) at one size.
+
+    ``evaluate(x)`` takes an image (1, 3, H, W) that requires grad, fills ``x.grad`` and returns
+    the terms as floats: {"total", "content", "style", "tv"}. The VGG part is computed over the
+    whole image, or tile by tile when one pass would not fit the memory budget (see the module
+    docstring); both give the same numbers. Build it with :meth:`create`.
+    """
+
+    @classmethod
+    def create(cls, encoder: VGGEncoder, content: torch.Tensor, style: StyleFeatures,
+               options: OptimizeOptions | None = None) -> "StyleObjective":
+        """content: (1, 3, H, W) in [0, 1] on the encoder's device, at the size to optimise.
+        Call outside inference mode (see :func:`optimize_stylize`)."""
+        options = (options or OptimizeOptions()).checked()
+        _check_inputs(encoder, content, style, options)
+        return cls(encoder, content, **_objective_settings(encoder, style, options))
+
+    def __init__(self, encoder: VGGEncoder, content: torch.Tensor, *, grams, layer_weights,
+                 content_weight, style_weight, tv_weight, tile_size, autocast_dtype):
+        self.encoder = encoder
+        self.grams = grams
+        self.layer_weights = layer_weights
+        self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
+        self.autocast_dtype = autocast_dtype
+        self.style_layers = list(grams)
+        self.layers = list(dict.fromkeys([CONTENT_LAYER, *self.style_layers]))
+        h, w = content.shape[-2:]
+        self.tiles = _plan_tiles(encoder, h, w, self.layers, tile_size, autocast_dtype)
+        with torch.no_grad():
+            self.content_target = self._features_no_grad(content, [CONTENT_LAYER])[CONTENT_LAYER]
+        self.content_scale = float(self.content_target.float().pow(2).mean()) or 1.0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _forward(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        ctx = (torch.autocast(device_type=images.device.type, dtype=self.autocast_dtype)
+               if self.autocast_dtype is not None else nullcontext())
+        with ctx:
+            return self.encoder(images, layers)
+
+    def _features_no_grad(self, images, layers) -> dict[str, torch.Tensor]:
+        """Whole-image features, assembled from tile cores when tiling (for the content target)."""
+        if self.tiles is None:
+            return {k: v.float() for k, v in self._forward(images, layers).items()}
+        out: dict[str, torch.Tensor] = {}
+        for tile in self.tiles:
+            feats = self._forward(images[..., tile.crop_y0:tile.crop_y1, tile.crop_x0:tile.crop_x1], layers)
+            for name in layers:
+                core, (y0, y1, x0, x1) = tile.core(name, feats[name])
+                if name not in out:
+                    s = tile.stride(name)
+                    h, w = images.shape[-2] // s, images.shape[-1] // s
+                    out[name] = torch.empty(1, core.shape[1], h, w, device=core.device)
+                out[name][..., y0:y1, x0:x1] = core.float()
+        return out
+
+    def _style_loss(self, grams: dict[str, torch.Tensor]) -> torch.Tensor:
+        total = 0.0
+        for name, g in grams.items():
+            total = total + self.layer_weights[name] * (g - self.grams[name]).pow(2).mean()
+        return total
+
+    def _pixel_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tv = total_variation(x)
+        out_of_range = (x - x.clamp(0, 1)).pow(2).mean()
+        return tv, out_of_range
+
+    # -- evaluation --------------------------------------------------------------------------
+    def evaluate(self, x: torch.Tensor) -> dict[str, float]:
+        if self.tiles is None:
+            feats = self._forward(x, self.layers)
+            c_loss = content_loss(feats[CONTENT_LAYER], self.content_target) / self.content_scale
+            s_loss = self._style_loss({n: gram_matrix(feats[n])[0] for n in self.style_layers})
+        else:
+            c_loss, s_loss = self._evaluate_tiled(x)
+        tv, out_of_range = self._pixel_terms(x)
+        total = (self.content_weight * c_loss + self.style_weight * s_loss + self.tv_weight * tv
+                 + _RANGE_PENALTY * out_of_range)
+        if total.requires_grad:
+            total.backward()
+        losses = {name: float(value.detach()) for name, value in
+                  (("total", total), ("content", c_loss), ("style", s_loss), ("tv", tv))}
+        if not math.isfinite(losses["total"]):
+            raise InputError(f"the loss became {losses['total']} (NaN/Inf); lower lr or use "
+                             f"mixed_precision='off'")
+        return losses
+
+    def _evaluate_tiled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Style and content loss over tiles; accumulates their gradient into ``x.grad`` and returns
+        them as constants (the caller adds and backpropagates only the pixel terms)."""
+        # Pass 1 (no gradients): exact global Gram matrices from the tiles' core regions.
+        gram_sums = {n: 0.0 for n in self.style_layers}
+        positions = {n: 0 for n in self.style_layers}
+        with torch.no_grad():
+            for tile in self.tiles:
+                feats = self._forward(tile.crop(x), self.style_layers)
+                for name in self.style_layers:
+                    core, _ = tile.core(name, feats[name])
+                    f = core.float().flatten(2)[0]               # (C, P)
+                    gram_sums[name] = gram_sums[name] + f @ f.T
+                    positions[name] += f.shape[1]
+        channels = {n: self.grams[n].shape[-1] for n in self.style_layers}
+        grams = {n: (gram_sums[n] / (channels[n] * positions[n])).requires_grad_(True)
+                 for n in self.style_layers}
+        s_loss = self._style_loss(grams)
+        dgrams = torch.autograd.grad(s_loss, list(grams.values()))
+        dgrams = dict(zip(self.style_layers, dgrams))
+        # Pass 2: each tile backpropagates ⟨∂L/∂G, its share of G⟩ plus its share of the content loss.
+        content_numel = self.content_target.numel()
+        c_sum = 0.0
+        for tile in self.tiles:
+            feats = self._forward(tile.crop(x), self.layers)
+            share = 0.0
+            for name in self.style_layers:
+                core, _ = tile.core(name, feats[name])
+                f = core.float().flatten(2)[0]
+                share = share + (dgrams[name] * (f @ f.T)).sum() / (channels[name] * positions[name])
+            core, (y0, y1, x0, x1) = tile.core(CONTENT_LAYER, feats[CONTENT_LAYER])
+            diff_sq = (core.float() - self.content_target[..., y0:y1, x0:x1]).pow(2).sum()
+            c_sum += float(diff_sq.detach())
+            share = self.style_weight * share + self.content_weight * diff_sq / (content_numel * self.content_scale)
+            share.backward()
+        c_loss = torch.tensor(c_sum / (content_numel * self.content_scale))
+        return c_loss, s_loss.detach()
+
+
+# ----------------------------------------------------------------------------------------------
+# tiling
+
+
+@dataclass(frozen=True)
+class _Tile:
+    """A core region [y0, y1) × [x0, x1) of the image (multiples of the total stride), and the crop
+    around it (the core plus a halo of at least the receptive-field radius, clipped at the image
+    border) that the encoder runs on."""
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    crop_y0: int
+    crop_y1: int
+    crop_x0: int
+    crop_x1: int
+    strides: tuple  # ((layer, stride), ...)
+
+    def stride(self, layer: str) -> int:
+        return dict(self.strides)[layer]
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.crop_y0:self.crop_y1, self.crop_x0:self.crop_x1]
+
+    def core(self, layer: str, feats: torch.Tensor):
+        """The core's part of the crop's feature map, and where it sits in the whole-image map."""
+        s = self.stride(layer)
+        fy0, fy1 = self.y0 // s, self.y1 // s
+        fx0, fx1 = self.x0 // s, self.x1 // s
+        oy, ox = self.crop_y0 // s, self.crop_x0 // s
+        return feats[..., fy0 - oy:fy1 - oy, fx0 - ox:fx1 - ox], (fy0, fy1, fx0, fx1)
+
+
+def receptive_field(encoder: VGGEncoder, layers) -> tuple[int, int]:
+    """(radius in px, total stride) of the deepest of ``layers``: a feature depends only on input
+    pixels within ``radius`` of its centre."""
+    wanted = set(layers)
+    radius, stride = 0.0, 1
+    found = set()
+    for layer in encoder.layers:
+        if layer.kind == "conv":
+            radius += stride            # 3×3, padding 1
+        elif layer.kind == "pool":
+            radius += stride / 2        # 2×2, stride 2
+            stride *= 2
+        found.add(layer.name)
+        if wanted <= found:
+            break
+    return math.ceil(radius), stride
+
+
+def layer_strides(encoder: VGGEncoder) -> dict[str, int]:
+    strides, s = {}, 1
+    for layer in encoder.layers:
+        if layer.kind == "pool":
+            s *= 2
+        strides[layer.name] = s
+    return strides
+
+
+def activation_bytes_per_pixel(encoder: VGGEncoder, layers, dtype: torch.dtype | None = None) -> float:
+    """Estimated memory of one forward+backward pass per input pixel: every activation up to the
+    deepest layer is kept for the backward pass (conv outputs, ReLU outputs, pooling indices)."""
+    deepest_index = max(encoder.layer_names.index(n) for n in layers)
+    size = torch.finfo(dtype or encoder.dtype).bits // 8
+    per_pixel, s = 3 * 4.0, 1
+    for layer in encoder.layers[:deepest_index + 1]:
+        if layer.kind == "pool":
+            per_pixel += layer.out_channels / (2 * s) ** 2 * 8   # int64 indices
+            s *= 2
+        per_pixel += layer.out_channels / s ** 2 * size
+    return per_pixel * _ESTIMATE_SAFETY
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    """Free memory on ``device`` (CUDA: free + cached by torch; CPU: the OS's MemAvailable)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _plan_tiles(encoder, height, width, layers, tile_size, autocast_dtype) -> list[_Tile] | None:
+    """None (one pass over the whole image) or the tiles covering it."""
+    radius, total_stride = receptive_field(encoder, layers)
+    if tile_size == 0:
+        budget = free_memory_bytes(encoder.device) * _MEMORY_FRACTION
+        per_pixel = activation_bytes_per_pixel(encoder, layers, autocast_dtype)
+        if height * width * per_pixel <= budget:
+            return None
+        # Largest square core whose crop (core + 2 halos) fits the budget.
+        halo = math.ceil(radius / total_stride) * total_stride
+        crop_side = int(math.sqrt(budget / per_pixel))
+        tile_size = max(total_stride, crop_side - 2 * halo)
+    elif height <= tile_size and width <= tile_size:
+        return None
+    core = max(total_stride, tile_size // total_stride * total_stride)
+    halo = math.ceil(radius / total_stride) * total_stride
+    strides = tuple(layer_strides(encoder).items())
+    tiles = []
+    for y0 in range(0, height, core):
+        for x0 in range(0, width, core):
+            y1, x1 = min(height, y0 + core), min(width, x0 + core)
+            tiles.append(_Tile(y0, y1, x0, x1, max(0, y0 - halo), min(height, y1 + halo),
+                               max(0, x0 - halo), min(width, x1 + halo), strides))
+    return tiles
+
+
+# ----------------------------------------------------------------------------------------------
+# inputs, init, small helpers
+
+
+def _check_inputs(encoder, content, style, options) -> None:
+    if not isinstance(content, torch.Tensor) or content.dim() != 4 or content.shape[1] != 3:
+        shape = tuple(content.shape) if isinstance(content, torch.Tensor) else type(content).__name__
+        raise InputError(f"content must be RGB images shaped (B, 3, H, W) in [0, 1], got {shape}")
+    if content.shape[0] == 0 or content.shape[-1] == 0 or content.shape[-2] == 0:
+        raise InputError(f"content batch is empty (shape {tuple(content.shape)})")
+    if not torch.isfinite(content).all():
+        raise InputError("content image contains NaN or Inf values")
+    if not isinstance(style, StyleFeatures):
+        raise InputError(f"style must be StyleFeatures (from compute_style_features), got {type(style).__name__}")
+    style.check_encoder(encoder)
+    missing = [n for n in (CONTENT_LAYER, *style.layers) if n not in encoder.layer_names]
+    if missing:
+        raise InputError(f"the encoder ({encoder.arch} up to {encoder.deepest}) does not compute layers "
+                         f"{missing}; load it with deepest='relu5_1'")
+    if options.init == "content_colored" and (style.color_mean is None or style.color_cov is None):
+        raise InputError("init='content_colored' needs the style's colour statistics, which these "
+                         "StyleFeatures lack; recompute them with compute_style_features")
+
+
+def _trainable_copy_if_inference(encoder: VGGEncoder) -> VGGEncoder:
+    """Weights created under inference mode (ComfyUI loads models that way) cannot be saved for
+    backward: return an ordinary copy of such an encoder (call outside inference mode)."""
+    if not any(t.is_inference() for t in [*encoder.parameters(), *encoder.buffers()]):
+        return encoder
+    with torch.device(encoder.device):
+        clone = VGGEncoder(encoder.arch, encoder.deepest, identity=encoder.identity, source=encoder.source)
+    clone.load_state_dict(encoder.state_dict(), strict=True)
+    return clone.to(dtype=encoder.dtype).eval()
+
+
+def _clone_style(style: StyleFeatures, device) -> StyleFeatures:
+    clone = lambda d: {k: v.detach().clone().to(device, torch.float32) for k, v in d.items()}  # noqa: E731
+    opt = lambda t: None if t is None else t.detach().clone().to(device, torch.float32)  # noqa: E731
+    c = dataclasses.replace(style, grams=clone(style.grams), means=clone(style.means),
+                               stds=clone(style.stds), color_mean=opt(style.color_mean),
+                               color_cov=opt(style.color_cov))
+    if hasattr(style, "images"):
+        c.images = style.images
+    return c
+
+
+def _resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    if images.shape[-2:] == (height, width):
+        return images
+    down = height < images.shape[-2]
+    return F.interpolate(images, size=(height, width), mode="bicubic" if not down else "bilinear",
+                         align_corners=False, antialias=down)
+
+
+def _initial_image(content: torch.Tensor, style: StyleFeatures, init: str,
+                   generator: torch.Generator) -> torch.Tensor:
+    if init == "content":
+        return content.clone()
+    if init == "noise":
+        noise = torch.rand(content.shape, generator=generator).to(content.device)
+        return 0.5 + 0.5 * (noise - 0.5)   # mid-grey ± 0.25: avoids starting at the [0, 1] walls
+    return recolor(content, style.color_mean, style.color_cov)
+
+
+def recolor(images: torch.Tensor, target_mean: torch.Tensor, target_cov: torch.Tensor,
+            eps: float = 1e-5) -> torch.Tensor:
+    """Give ``images`` (B, 3, H, W) in [0, 1] the RGB mean (3,) and covariance (3, 3) of a palette.
+
+    The linear map x ↦ A (x − μ) + μ_target with A = Σ_target^½ Σ^−½ (symmetric square roots),
+    as in Gatys et al., "Preserving Color in Neural Artistic Style Transfer" (2016)."""
+    out = []
+    mean_t, cov_t = target_mean.float(), target_cov.float()
+    for img in images:
+        rgb = img.flatten(1).float()                        # (3, P)
+        mean = rgb.mean(1)
+        centred = rgb - mean[:, None]
+        cov = centred @ centred.T / rgb.shape[1]
+        a = _sqrtm(cov_t, eps) @ torch.linalg.inv(_sqrtm(cov, eps))
+        out.append((a @ centred + mean_t[:, None]).view_as(img))
+    return torch.stack(out).clamp(0, 1)
+
+
+def _sqrtm(cov: torch.Tensor, eps: float) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh(cov + eps * torch.eye(3, device=cov.device))
+    return vectors @ torch.diag(values.clamp_min(eps).sqrt()) @ vectors.T
+
+
+def evaluate_losses(encoder: VGGEncoder, image: torch.Tensor, content: torch.Tensor,
+                    style: StyleFeatures, options: OptimizeOptions | None = None) -> dict[str, float]:
+    """The loss terms of :func:`optimize_stylize` for ``image`` (1, 3, H, W) against ``content``
+    (resized to H×W) — e.g. to compare results of different settings on the same terms."""
+    options = (options or OptimizeOptions()).checked()
+    _check_inputs(encoder, content, style, options)
+    with torch.inference_mode(False), torch.enable_grad():
+        encoder = _trainable_copy_if_inference(encoder)
+        device = encoder.device
+        h, w = image.shape[-2:]
+        target = _resize(content[:1].detach().clone().to(device, torch.float32), h, w).clamp(0, 1)
+        objective = StyleObjective(encoder, target, **_objective_settings(encoder, _clone_style(style, device), options))
+        x = image[:1].detach().clone().to(device, torch.float32).requires_grad_(True)
+        return objective.evaluate(x)

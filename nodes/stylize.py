@@ -1,0 +1,101 @@
+"""LoadStyleModel and GANStylize nodes: thin wrappers over core.models / core.stylize."""
+from __future__ import annotations
+
+import torch
+
+from ..core.color import COLOR_MODES
+from ..core.errors import GanstyleError
+from ..core.hub import registry_names
+from ..core.images import bchw_to_comfy, comfy_to_bchw
+from ..core.models import default_style_model, load_style_model, local_style_models
+from ..core.stylize import release_device_copies, stylize
+from . import comfy_env
+
+NO_MODELS = "(no style models: put one in models/style_transfer or set hub_repo)"
+
+
+def style_model_choices() -> list[str]:
+    choices = registry_names("style") + local_style_models(comfy_env.model_dirs("style"))
+    return list(dict.fromkeys(choices)) or [NO_MODELS]
+
+
+class LoadStyleModel:
+    @classmethod
+    def INPUT_TYPES(cls):
+        choices = style_model_choices()
+        default = default_style_model()
+        return {"required": {
+            "model": (choices, {"default": default if default in choices else choices[0], "tooltip": "A style model: a registry entry (shipped, or downloaded from the Hugging Face Hub on first use) or a folder / .safetensors file (with its .json config) in models/style_transfer."}),
+        }, "optional": {
+            "hub_repo": ("STRING", {"default": "", "tooltip": "Optional Hugging Face Hub repo 'org/name' or 'org/name@revision'. When set, it is loaded instead of 'model' and cached in models/style_transfer/hub."}),
+        }}
+
+    RETURN_TYPES = ("STYLE_MODEL",)
+    RETURN_NAMES = ("style_model",)
+    OUTPUT_TOOLTIPS = ("A trained feed-forward style model, kept on the offload device until GAN Stylize runs it.",)
+    FUNCTION = "load"
+    CATEGORY = comfy_env.CATEGORY
+    DESCRIPTION = ("Loads a trained style model (model.safetensors + config.json; the config is validated and "
+                   "nothing is executed) from the registry, models/style_transfer or the Hugging Face Hub.")
+
+    def load(self, model, hub_repo=""):
+        ref = (hub_repo or "").strip() or model
+        try:
+            if ref == NO_MODELS:
+                raise GanstyleError("no style model selected: put a model folder (model.safetensors + "
+                                    "config.json) in models/style_transfer, or set hub_repo")
+            return (load_style_model(ref, device=comfy_env.offload_device(), dtype=torch.float32,
+                                     cache_dir=comfy_env.hub_cache_dir(),
+                                     search_dirs=comfy_env.model_dirs("style")),)
+        except GanstyleError as e:
+            raise comfy_env.user_error(e) from e
+
+
+class GANStylize:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "style_model": ("STYLE_MODEL", {"tooltip": "From Load Style Model."}),
+            "images": ("IMAGE", {"tooltip": "Images to stylise (a batch; any size)."}),
+            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "How much of the style to apply: 1 = fully stylised, 0 = the input unchanged, in between = a blend."}),
+            "preserve_color": (list(COLOR_MODES), {"default": "none", "tooltip": "none: the style's colours. luminance: keep the input's colours, take the style's light and texture. histogram: match the input's colour statistics."}),
+        }, "optional": {
+            "tile_size": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 64, "tooltip": "0 = automatic: whole images when they fit in memory, otherwise seamless tiles sized to the free memory. A number forces tiles of that many pixels (smaller tiles use less memory, at some speed cost)."}),
+            "precision": (["auto", "fp32", "fp16", "bf16"], {"default": "auto", "tooltip": "auto = on NVIDIA GPUs fp16 for batches over 4 megapixels (faster there, half the memory) and fp32 below (faster for single images); on CPUs bf16 where AMX makes it ~2.7x faster (recent Xeons), else fp32."}),
+        }}
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The stylised images, same size as the input.",)
+    FUNCTION = "stylize"
+    CATEGORY = comfy_env.CATEGORY
+    DESCRIPTION = ("Stylises images with a trained style model in one forward pass, at any resolution: large "
+                   "images are processed in seamless tiles in bounded memory (halved automatically on out-of-memory).")
+
+    def stylize(self, style_model, images, strength, preserve_color, tile_size=0, precision="auto"):
+        try:
+            x = comfy_to_bchw(images)
+            bar = comfy_env.Progress(1)
+
+            def progress(done: int, total: int) -> None:
+                comfy_env.throw_if_interrupted()
+                bar.total = max(1, total)
+                bar.update(done)
+
+            comfy_env.throw_if_interrupted()
+            # ComfyUI runs nodes under inference_mode; core.stylize needs no autograd, so that is fine.
+            # The model stays on the offload device; stylize() makes the device copy, dropped after
+            # the run so nothing is left on the GPU (CUDA graphs only pay off when kept, so: off).
+            try:
+                out = stylize(style_model, x, strength, preserve_color, tile=tile_size or "auto",
+                              device=comfy_env.torch_device(), dtype=precision, progress=progress,
+                              cuda_graphs=False)
+            finally:
+                release_device_copies(style_model)
+            return (bchw_to_comfy(out),)
+        except GanstyleError as e:
+            raise comfy_env.user_error(e) from e
+
+
+NODE_CLASS_MAPPINGS = {"LoadStyleModel": LoadStyleModel, "GANStylize": GANStylize}
+NODE_DISPLAY_NAME_MAPPINGS = {"LoadStyleModel": "Load Style Model", "GANStylize": "GAN Stylize"}

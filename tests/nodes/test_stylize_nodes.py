@@ -1,0 +1,153 @@
+"""LoadStyleModel and GANStylize called the way ComfyUI calls them: IMAGE (B, H, W, C) in [0, 1],
+inside inference mode, with ComfyUI's folder_paths / model_management / ProgressBar stand-ins."""
+import sys
+import types
+
+import pytest
+import torch
+
+import ganstyle
+from helpers import fill_hub_cache
+from ganstyle.core.generator import GeneratorConfig, StyleGenerator
+from ganstyle.core.models import clear_cache
+from ganstyle.core.stylize import release_device_copies, stylize
+from ganstyle.nodes.stylize import NO_MODELS, GANStylize, LoadStyleModel
+
+TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
+
+
+def comfy_call(node_cls, **inputs):
+    node = node_cls()
+    with torch.inference_mode():
+        return getattr(node, node_cls.FUNCTION)(**inputs)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    import ganstyle.core.stylize as engine
+
+    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)  # "auto" = fp32 on every CPU
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    clear_cache()
+
+
+@pytest.fixture
+def comfy(monkeypatch, tmp_path):
+    """Minimal fakes of the ComfyUI modules comfy_env talks to."""
+    models_dir = tmp_path / "ComfyUI" / "models"
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = str(models_dir)
+    fp.folder_names_and_paths = {}
+    fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
+    state = types.SimpleNamespace(updates=[], interrupt_after=None, checks=0)
+    mm = types.ModuleType("comfy.model_management")
+    mm.get_torch_device = lambda: torch.device("cpu")
+    mm.unet_offload_device = lambda: torch.device("cpu")
+
+    def throw_exception_if_processing_interrupted():
+        state.checks += 1
+        if state.interrupt_after is not None and state.checks > state.interrupt_after:
+            raise InterruptedError("Processing interrupted")  # ComfyUI's InterruptProcessingException
+
+    mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    utils = types.ModuleType("comfy.utils")
+
+    class ProgressBar:
+        def __init__(self, total):
+            self.total = total
+
+        def update_absolute(self, value, total=None, preview=None):
+            state.updates.append((value, total))
+
+    utils.ProgressBar = ProgressBar
+    pkg = types.ModuleType("comfy")
+    pkg.utils, pkg.model_management = utils, mm
+    for name, module in {"folder_paths": fp, "comfy": pkg, "comfy.utils": utils, "comfy.model_management": mm}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    state.style_dir = models_dir / "style_transfer"
+    state.style_dir.mkdir(parents=True)
+    return state
+
+
+@pytest.fixture
+def saved_model(comfy):
+    torch.manual_seed(0)
+    return StyleGenerator(TINY).eval().save_pretrained(comfy.style_dir / "ink")
+
+
+def test_pack_exports_nodes():
+    for name in ("LoadStyleModel", "GANStylize"):
+        assert name in ganstyle.NODE_CLASS_MAPPINGS and name in ganstyle.NODE_DISPLAY_NAME_MAPPINGS
+    spec = GANStylize.INPUT_TYPES()
+    for section in spec.values():
+        for inp, (_, *opts) in section.items():
+            assert opts and opts[0].get("tooltip"), f"GANStylize.{inp} has no tooltip"
+
+
+def test_load_and_stylize_like_comfyui(comfy, saved_model):
+    choices = LoadStyleModel.INPUT_TYPES()["required"]["model"][0]
+    assert "ink" in choices
+    (model,) = comfy_call(LoadStyleModel, model="ink", hub_repo="")
+    assert model.device.type == "cpu" and model.name == "ink"
+    images = torch.rand(2, 40, 56, 3)  # ComfyUI IMAGE: B, H, W, C
+    (out,) = comfy_call(GANStylize, style_model=model, images=images, strength=1.0, preserve_color="none",
+                        tile_size=0, precision="auto")
+    assert out.shape == (2, 40, 56, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
+    expected = stylize(StyleGenerator.from_pretrained(saved_model), images.permute(0, 3, 1, 2))
+    torch.testing.assert_close(out, expected.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
+    assert comfy.updates and comfy.updates[-1] == (1, 1)
+    (same,) = comfy_call(GANStylize, style_model=model, images=images, strength=0.0, preserve_color="luminance")
+    torch.testing.assert_close(same, images)
+    # precision other than the model's: a converted copy is used, then dropped (offload semantics)
+    (half,) = comfy_call(GANStylize, style_model=model, images=images, strength=1.0, preserve_color="none",
+                         precision="bf16")
+    torch.testing.assert_close(half, out, atol=3e-2, rtol=0)
+    assert release_device_copies(model) == 0 and model.dtype == torch.float32
+
+
+def test_tiled_node_progress_and_cancel(comfy, saved_model):
+    (model,) = comfy_call(LoadStyleModel, model="ink")
+    images = torch.rand(1, 150, 150, 3)
+    (whole,) = comfy_call(GANStylize, style_model=model, images=images, strength=1.0, preserve_color="none")
+    comfy.updates.clear()
+    (tiled,) = comfy_call(GANStylize, style_model=model, images=images, strength=1.0, preserve_color="none",
+                          tile_size=64, precision="fp32")
+    torch.testing.assert_close(tiled, whole, atol=2e-5, rtol=0)
+    assert len(comfy.updates) > 3 and comfy.updates[-1][0] == comfy.updates[-1][1]
+    comfy.checks, comfy.interrupt_after = 0, 2
+    with pytest.raises(InterruptedError):
+        comfy_call(GANStylize, style_model=model, images=images, strength=1.0, preserve_color="none", tile_size=64)
+
+
+def test_load_from_hub_repo(comfy, saved_model, tmp_path):
+    cache = tmp_path / "ComfyUI" / "models" / "style_transfer" / "hub"  # comfy_env.hub_cache_dir()
+    fill_hub_cache(cache, "someone/ink", {"model.safetensors": saved_model / "model.safetensors",
+                                          "config.json": saved_model / "config.json"}, revision="v2")
+    (model,) = comfy_call(LoadStyleModel, model="ink", hub_repo=" someone/ink@v2 ")
+    assert model.source == "hub:someone/ink@v2"
+    with pytest.raises(ValueError, match=r"^\[ganstyle\] cannot get 'model.safetensors' from Hub repo 'someone/other'"):
+        comfy_call(LoadStyleModel, model="ink", hub_repo="someone/other")
+
+
+def test_errors_are_friendly(comfy, saved_model):
+    assert LoadStyleModel.INPUT_TYPES()["required"]["model"][0]
+    with pytest.raises(ValueError, match=r"^\[ganstyle\] no style model selected"):
+        comfy_call(LoadStyleModel, model=NO_MODELS)
+    (model,) = comfy_call(LoadStyleModel, model="ink")
+    with pytest.raises(ValueError, match=r"^\[ganstyle\] IMAGE contains NaN"):
+        comfy_call(GANStylize, style_model=model, images=torch.full((1, 8, 8, 3), float("nan")), strength=1.0,
+                   preserve_color="none")
+
+
+def test_choices_default_and_placeholder(comfy, monkeypatch):
+    import ganstyle.nodes.stylize as node_module
+
+    monkeypatch.setattr(node_module, "registry_names", lambda kind: [])
+    assert LoadStyleModel.INPUT_TYPES()["required"]["model"][0] == [NO_MODELS]
+    monkeypatch.setattr(node_module, "registry_names", lambda kind: ["a", "b"] if kind == "style" else ["vgg19"])
+    monkeypatch.setattr(node_module, "default_style_model", lambda: "b")
+    choices, opts = LoadStyleModel.INPUT_TYPES()["required"]["model"]
+    assert choices == ["a", "b"] and opts["default"] == "b"

@@ -1,0 +1,155 @@
+"""Every node fed bad input raises a ComfyUI-friendly ValueError('[ganstyle] …') naming the
+problem (not a stack of internals), and the next run with good input works."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import fill_hub_cache, synthetic_painting, synthetic_photo
+from ganstyle.core import models as style_models
+from ganstyle.core.generator import GeneratorConfig, StyleGenerator
+from ganstyle.nodes import comfy_env
+from ganstyle.nodes.encoder import BlendStyleFeatures, LoadVGGEncoder, StyleFeaturesNode
+from ganstyle.nodes.optimize import OptimizeStylize
+from ganstyle.nodes.stylize import GANStylize, LoadStyleModel
+
+TINY = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1,
+            first_kernel=3, last_kernel=3)
+BAD_IMAGES = {
+    "nan": torch.full((1, 16, 16, 3), float("nan")),
+    "inf": torch.full((1, 16, 16, 3), float("inf")),
+    "empty batch": torch.zeros(0, 16, 16, 3),
+    "zero height": torch.zeros(1, 0, 16, 3),
+    "2 channels": torch.zeros(1, 16, 16, 2),
+    "not a tensor": [[0.5]],
+}
+
+
+def comfy(x_bchw):
+    return x_bchw.permute(0, 2, 3, 1).contiguous()
+
+
+def assert_friendly(excinfo, *needles):
+    e = excinfo.value
+    assert type(e) is ValueError, type(e)
+    message = str(e)
+    assert message.startswith("[ganstyle]"), message
+    assert "Traceback" not in message
+    for needle in needles:
+        assert needle.lower() in message.lower(), message
+
+
+@pytest.fixture
+def model_dirs(tmp_path, monkeypatch):
+    """A models/style_transfer and models/vgg folder as ComfyUI would give them."""
+    style_dir, vgg_dir = tmp_path / "style_transfer", tmp_path / "vgg"
+    style_dir.mkdir(), vgg_dir.mkdir()
+    torch.manual_seed(0)
+    StyleGenerator(GeneratorConfig(**TINY)).save_pretrained(style_dir / "good")
+    broken = StyleGenerator(GeneratorConfig(**TINY)).save_pretrained(style_dir / "broken")
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    monkeypatch.setattr(comfy_env, "model_dirs",
+                        lambda kind: [str(style_dir)] if kind == "style" else [str(vgg_dir)])
+    monkeypatch.setattr(comfy_env, "hub_cache_dir", lambda: str(tmp_path / "hub"))
+    style_models.clear_cache()
+    yield {"style": style_dir, "vgg": vgg_dir, "hub": tmp_path / "hub"}
+    style_models.clear_cache()
+
+
+def test_load_style_model_node_errors_then_works(model_dirs):
+    node = LoadStyleModel()
+    with pytest.raises(ValueError) as e:
+        node.load("broken")
+    assert_friendly(e, "model.safetensors", "truncated")
+    with pytest.raises(ValueError) as e:
+        node.load("good", hub_repo="org/not-cached")
+    assert_friendly(e, "org/not-cached", "by hand")
+    fill_hub_cache(model_dirs["hub"], "org/half", {"model.safetensors": b"\x10\0\0\0\0\0\0\0{}",
+                                                   "config.json": model_dirs["style"] / "good" / "config.json"})
+    with pytest.raises(ValueError) as e:
+        node.load("good", hub_repo="org/half")
+    assert_friendly(e, "model.safetensors")
+    (model_dirs["style"] / "good" / "config.json").write_text('{"_class_name": "GeneratorConfig", "base_channels": -1}')
+    with pytest.raises(ValueError) as e:
+        node.load("good")
+    assert_friendly(e, "config.json")
+    torch.manual_seed(0)
+    StyleGenerator(GeneratorConfig(**TINY)).save_pretrained(model_dirs["style"] / "good")
+    (model,) = node.load("good")  # the next run works
+    assert model.config.base_channels == 4
+
+
+def test_gan_stylize_node_bad_inputs_then_works(model_dirs):
+    (model,) = LoadStyleModel().load("good")
+    node = GANStylize()
+    for name, bad in BAD_IMAGES.items():
+        with pytest.raises(ValueError) as e:
+            node.stylize(model, bad, 1.0, "none")
+        assert_friendly(e, {"nan": "NaN", "inf": "Inf", "empty batch": "empty", "zero height": "empty",
+                            "2 channels": "channels", "not a tensor": "IMAGE"}[name])
+    with pytest.raises(ValueError) as e:
+        node.stylize(model, comfy(synthetic_photo(16, 16)), 1.0, "sepia")
+    assert_friendly(e, "sepia")
+    with pytest.raises(ValueError) as e:
+        node.stylize("not a model", comfy(synthetic_photo(16, 16)), 1.0, "none")
+    assert_friendly(e, "style model")
+    good = comfy(synthetic_photo(16, 20))
+    with torch.inference_mode():  # as ComfyUI runs it
+        (out,) = node.stylize(model, good, 1.0, "none")
+        (gray,) = node.stylize(model, good[..., :1], 1.0, "none")
+        (rgba,) = node.stylize(model, torch.cat([good, torch.ones_like(good[..., :1])], -1), 1.0, "none")
+    assert out.shape == (1, 16, 20, 3) and torch.isfinite(out).all()
+    assert gray.shape == rgba.shape == out.shape
+    assert torch.equal(rgba, out)
+
+
+def test_vgg_and_style_feature_nodes_bad_inputs_then_work(model_dirs, vgg16_file, tmp_path):
+    loader = LoadVGGEncoder()
+    (model_dirs["vgg"] / "renamed.safetensors").write_bytes(b"\x80\x04\x95" + b"\0" * 64)  # a pickle
+    with pytest.raises(ValueError) as e:
+        loader.load("renamed.safetensors", "fp32")
+    assert_friendly(e, "pickle", "renamed.safetensors")
+    (model_dirs["vgg"] / "half.safetensors").write_bytes(vgg16_file.read_bytes()[:5000])
+    with pytest.raises(ValueError) as e:
+        loader.load("half.safetensors", "fp32")
+    assert_friendly(e, "half.safetensors")
+    (model_dirs["vgg"] / "vgg16.safetensors").write_bytes(vgg16_file.read_bytes())
+    (encoder,) = loader.load("vgg16.safetensors", "fp32")
+
+    features = StyleFeaturesNode()
+    for bad in BAD_IMAGES.values():
+        with pytest.raises(ValueError) as e:
+            features.compute(encoder, bad, 64)
+        assert_friendly(e)
+    with pytest.raises(ValueError) as e:
+        features.compute(encoder, comfy(synthetic_painting(32, 32)), 64, blend_weights="a, b")
+    assert_friendly(e, "blend_weights")
+    with pytest.raises(ValueError) as e:
+        features.compute(encoder, comfy(synthetic_painting(32, 32)), 64, blend_weights="0.5, 0.5")
+    assert_friendly(e)  # two weights for one image
+    with torch.inference_mode():
+        (style,) = features.compute(encoder, comfy(synthetic_painting(32, 32)), 64)
+    with pytest.raises(ValueError) as e:
+        BlendStyleFeatures().blend(style, "junk", 0.5)
+    assert_friendly(e)
+
+    # OptimizeStylize with bad images / a style of another encoder, then a good run
+    node = OptimizeStylize()
+    args = dict(steps=2, long_side=32, content_weight=1.0, style_weight=1.0, tv_weight=0.1, init="content",
+                preserve_color="none", seed=0, start_side=32, preview_every=0)
+    for bad in BAD_IMAGES.values():
+        with pytest.raises(ValueError) as e:
+            node.stylize(encoder, bad, style, **args)
+        assert_friendly(e)
+    other_file = tmp_path / "other.safetensors"
+    from helpers import write_vgg
+    write_vgg(other_file, "vgg16", seed=5)
+    from ganstyle.core.vgg import load_vgg_encoder_file
+    other = load_vgg_encoder_file(other_file)
+    with pytest.raises(ValueError) as e:
+        node.stylize(other, comfy(synthetic_photo(24, 32)), style, **args)
+    assert_friendly(e, "encoder")
+    with torch.inference_mode():
+        (out,) = node.stylize(encoder, comfy(synthetic_photo(24, 32)), style, **args)
+    assert out.shape == (1, 24, 32, 3) and torch.isfinite(out).all()

@@ -1,0 +1,48 @@
+"""``ganstyle demo``: runs offline on the shipped samples and writes a PNG."""
+import torch
+from PIL import Image
+
+from ganstyle.train_cli.__main__ import main
+from ganstyle.train_cli.demo import SAMPLES, random_vgg16
+
+
+def test_demo_stylises_with_shipped_model(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--out", str(out), "--size", "128", "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "elephants-fast" in text and str(out.resolve()) in text
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.height == 128 + 2 * 4 and im.width > 3 * 128
+        cells = torch.tensor(__import__("numpy").array(im.convert("RGB"))).float() / 255
+    photo_cell = cells[4:132, 4:4 + 200]
+    result_cell = cells[4:132, -4 - 200:-4]
+    # the result is the photo restyled: clearly different pixels, and bluer like the painting
+    assert (photo_cell - result_cell).abs().mean() > 0.1
+    assert result_cell[..., 2].mean() > photo_cell[..., 2].mean()
+
+
+def test_optimize_demo_writes_png(tmp_path, capsys):
+    out = tmp_path / "sub" / "demo.png"
+    assert main(["demo", "--optimize", "--out", str(out), "--size", "64", "--steps", "4", "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "random weights" in text and str(out.resolve()) in text
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.height == 64 + 2 * 4   # one row of 64 px cells, 4 px padding
+        assert im.width > 3 * 64
+
+
+def test_demo_sample_files_ship_with_the_package():
+    assert (SAMPLES / "photo.jpg").is_file() and (SAMPLES / "painting.jpg").is_file()
+
+
+def test_random_encoder_is_seeded():
+    a, b, c = random_vgg16(0), random_vgg16(0), random_vgg16(1)
+    torch.testing.assert_close(a.features[0].weight, b.features[0].weight)
+    assert not torch.allclose(a.features[0].weight, c.features[0].weight)
+    assert a.identity != c.identity
+
+
+def test_demo_rejects_bad_size(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "x.png"), "--size", "8"]) == 2
+    assert "--size must be at least 64" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganstyle.core.generator import GeneratorConfig, StyleGenerator
+from ganstyle.core.images import load_image, save_image
+from ganstyle.core.models import clear_cache
+from ganstyle.core.stylize import stylize
+from ganstyle.train_cli.__main__ import main
+
+TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    import ganstyle.core.stylize as engine
+
+    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)  # "auto" = fp32 on every CPU
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    clear_cache()
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    torch.manual_seed(0)
+    return StyleGenerator(TINY).eval().save_pretrained(tmp_path / "model")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    root = tmp_path / "photos"
+    g = torch.Generator().manual_seed(0)
+    save_image(torch.rand(3, 40, 52, generator=g), root / "a.png")
+    save_image(torch.rand(3, 33, 30, generator=g), root / "sub" / "b.jpg")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def _png(path):
+    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+
+
+def test_single_file_to_file(model_dir, photos, tmp_path, capsys):
+    out = tmp_path / "result.png"
+    assert main(["stylize", str(photos / "a.png"), "-o", str(out), "--model", str(model_dir), "--device", "cpu"]) == 0
+    expected = stylize(StyleGenerator.from_pretrained(model_dir), load_image(photos / "a.png"))
+    torch.testing.assert_close(_png(out), expected, atol=1 / 255 + 1e-6, rtol=0)
+    assert "wrote 1 image(s)" in capsys.readouterr().out
+
+
+def test_folders_strength_color_and_tiles(model_dir, photos, tmp_path):
+    out = tmp_path / "out"
+    assert main(["stylize", str(photos), "-o", str(out), "--model", str(model_dir / "model.safetensors"),
+                 "--strength", "0"]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a.png", "sub/b.png"]
+    torch.testing.assert_close(_png(out / "a.png"), load_image(photos / "a.png"))  # strength 0 = input
+    # --preserve-color without a value means luminance; --tile forces tiles; both reach the engine
+    assert main(["stylize", str(photos / "sub" / "b.jpg"), "-o", str(tmp_path / "c.png"), "--model", str(model_dir),
+                 "--preserve-color", "--tile", "64", "--overlap", "8"]) == 0
+    expected = stylize(StyleGenerator.from_pretrained(model_dir), load_image(photos / "sub" / "b.jpg"),
+                       color_mode="luminance")
+    torch.testing.assert_close(_png(tmp_path / "c.png"), expected, atol=1 / 255 + 1e-5, rtol=0)
+
+
+def test_refuses_to_lose_files(model_dir, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["stylize", str(photos), "-o", str(out), "--model", str(model_dir)]
+    assert main(args) == 0
+    before = (out / "a.png").read_bytes()
+    assert main(args + ["--strength", "0.5"]) == 2
+    assert "2 output file(s) already exist" in capsys.readouterr().err
+    assert (out / "a.png").read_bytes() == before
+    assert main(args + ["--strength", "0.5", "--overwrite"]) == 0
+    assert (out / "a.png").read_bytes() != before
+    assert main(["stylize", str(photos / "a.png"), "-o", str(photos), "--model", str(model_dir), "--overwrite"]) == 2
+    assert "is an input image" in capsys.readouterr().err
+    assert main(["stylize", str(photos), "-o", str(tmp_path / "x.png"), "--model", str(model_dir)]) == 2
+    assert "there are 2 input images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--model", "does-not-exist"], "cannot resolve weights reference 'does-not-exist'"),
+    (["--strength", "3"], r"strength must be a number in [0, 1], got 3.0"),
+    (["--tile", "big"], "--tile must be 'auto', 'none' or a number of pixels, got 'big'"),
+])
+def test_errors(model_dir, photos, tmp_path, capsys, extra, message):
+    args = ["stylize", str(photos / "a.png"), "-o", str(tmp_path / "o"), "--model", str(model_dir), *extra]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert main(["stylize", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"), "--model", str(model_dir)]) == 2
+
+
+def test_default_model_is_the_shipped_one(tmp_path):
+    from ganstyle.core.images import load_image
+    from ganstyle.train_cli.__main__ import main as cli
+    src = tmp_path / "in.png"
+    from ganstyle.core.images import save_image
+    import torch
+    save_image(torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0)), src)
+    out = tmp_path / "out.png"
+    assert cli(["stylize", str(src), "-o", str(out), "--device", "cpu", "--dtype", "fp32"]) == 0
+    result = load_image(out)
+    assert result.shape == (1, 3, 24, 32) and (result - load_image(src)).abs().mean() > 0.05

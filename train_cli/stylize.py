@@ -1,0 +1,144 @@
+"""``ganstyle stylize``: run a trained style model on image files and folders.
+
+    ganstyle stylize photo.jpg -o out.png --model runs/painting/model
+    ganstyle stylize photos/ more.jpg -o stylised/ --model org/name@v1 --strength 0.8 --preserve-color
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+COLOR_CHOICES = ("none", "luminance", "histogram")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "stylize", help="stylise images with a trained style model",
+        description="Stylise image files and folders with a trained style model, at any resolution (large "
+                    "images run in seamless tiles in bounded memory). Results are written as PNG files.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files and/or folders of images (folders are searched recursively)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT",
+                   help="output folder (created), or an image file name when there is exactly one input image")
+    p.add_argument("--model", default=None, metavar="REF",
+                   help="style model: registry name, model folder, .safetensors file (config beside it), or "
+                        "Hugging Face Hub repo 'org/name[@revision]' (downloaded into the Hub cache); "
+                        "default: the registry's default style, shipped in weights/ (no download)")
+    p.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="0..1: 1 = fully stylised, 0 = the input unchanged (default 1)")
+    p.add_argument("--preserve-color", nargs="?", const="luminance", default="none", choices=COLOR_CHOICES,
+                   help="keep the input's colours: 'luminance' (the default when the flag is given without "
+                        "a value) or 'histogram'; 'none' keeps the style's colours (default)")
+    p.add_argument("--tile", default="auto", metavar="auto|none|PX",
+                   help="tile side in pixels; 'auto' tiles only images that do not fit in memory, 'none' "
+                        "never tiles (default auto)")
+    p.add_argument("--overlap", type=int, default=32, metavar="PX",
+                   help="pixels by which tiles overlap and are blended (default 32)")
+    p.add_argument("--device", default="auto", metavar="DEV",
+                   help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps… (default auto)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="precision: auto = on CUDA fp16 for images over 4 megapixels, else fp32 (TF32); "
+                        "bf16 on CPUs with AMX (Xeon Sapphire Rapids+, ~2.7x faster than fp32); else fp32 "
+                        "(default auto)")
+    p.add_argument("--cache-dir", metavar="DIR", default=None,
+                   help="Hugging Face cache folder for Hub models (default: the standard HF cache)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (default: stop before overwriting anything)")
+    p.set_defaults(func=main)
+    return p
+
+
+def parse_tile(text: str):
+    from ..core.errors import InputError
+
+    value = str(text).strip().lower()
+    if value == "auto":
+        return "auto"
+    if value in ("none", "off", "0"):
+        return None
+    try:
+        tile = int(value)
+    except ValueError:
+        raise InputError(f"--tile must be 'auto', 'none' or a number of pixels, got '{text}'") from None
+    if tile < 1:
+        raise InputError(f"--tile must be positive, got {tile}")
+    return tile
+
+
+def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """Input arguments → ``(image file, path relative to its folder argument)`` pairs."""
+    from ..core.errors import InputError
+    from ..core.images import IMAGE_SUFFIXES
+
+    found: list[tuple[Path, Path]] = []
+    for arg in inputs:
+        path = Path(arg).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found.extend((f, f.relative_to(path)) for f in files)
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return found
+
+
+def plan_outputs(pairs: list[tuple[Path, Path]], out: Path) -> list[tuple[Path, Path]]:
+    """Where each input goes: ``out`` itself for a single input and an image-file ``out``, else
+    ``out/<relative path>.png``. Two inputs mapping to one output, or an output that is an input,
+    is an error (nothing would be lost silently)."""
+    from ..core.errors import InputError
+    from ..core.images import IMAGE_SUFFIXES
+
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+        if len(pairs) != 1:
+            raise InputError(f"-o {out} is an image file name but there are {len(pairs)} input images; "
+                             f"give a folder")
+        plan = [(pairs[0][0], out)]
+    else:
+        plan = [(src, out / rel.with_suffix(".png")) for src, rel in pairs]
+    targets: dict[Path, Path] = {}
+    inputs = {src.resolve() for src, _ in plan}
+    for src, dst in plan:
+        key = dst.resolve()
+        if key in targets:
+            raise InputError(f"{src} and {targets[key]} would both be written to {dst}; rename one")
+        if key in inputs:
+            raise InputError(f"{dst} is an input image; choose another output folder")
+        targets[key] = src
+    return plan
+
+
+def main(args) -> int:
+    from tqdm import tqdm
+
+    from ..core.errors import InputError
+    from ..core.images import load_image, save_image
+    from ..core.models import default_style_model, load_style_model
+    from ..core.stylize import resolve_dtype, stylize
+    from ..core.device import resolve_device
+
+    tile = parse_tile(args.tile)
+    plan = plan_outputs(collect_inputs(args.inputs), Path(args.out).expanduser())
+    existing = [dst for _, dst in plan if dst.exists()]
+    if existing and not args.overwrite:
+        raise InputError(f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass --overwrite "
+                         f"to replace them")
+    device = resolve_device(args.device)
+    # the model is loaded once in fp32; stylize() converts (and remembers) per precision
+    ref = args.model or default_style_model()
+    if ref is None:
+        raise InputError("no default style model in weights/registry.json; pass --model REF")
+    model = load_style_model(ref, device=device, cache_dir=args.cache_dir)
+    print(f"model: {model.name} ({model.config.preset}, {model.source}) on {device}", file=sys.stderr)
+    dtype = None if args.dtype == "auto" else resolve_dtype(args.dtype, device)
+    for src, dst in tqdm(plan, desc="stylize", unit="image", disable=len(plan) < 2):
+        image = load_image(src)
+        out = stylize(model, image, args.strength, args.preserve_color, tile=tile, overlap=args.overlap,
+                      device=device, dtype=dtype)
+        save_image(out, dst)
+    print(f"wrote {len(plan)} image(s) to {plan[0][1] if len(plan) == 1 else Path(args.out)}")
+    return 0
