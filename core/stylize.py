@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import COLOR_MODES, apply_color_mode
-from .device import resolve_device
+from .device import available_ram_bytes, resolve_device
 from .errors import InputError
 from .generator import NormStatistics, StyleGenerator
 
@@ -101,22 +101,8 @@ def memory_budget(device: torch.device) -> int:
         return int(0.6 * (free + cached))
     if device.type == "mps":
         return 2 << 30
-    available = _available_ram()
+    available = available_ram_bytes()
     return int(min(0.25 * available, 8 << 30)) if available else 2 << 30
-
-
-def _available_ram() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 @dataclass
