@@ -66,6 +66,7 @@ _UPSAMPLE_DELTA = True
 _PYRAMID = True
 _FIRST_STEP = float(os.environ.get("FS", "0"))
 _MIN_STYLE_SIDE = 64
+_LEVELS = int(os.environ.get("LEVELS", "1"))
 
 
 class StyleTransferCancelled(Exception):
@@ -243,9 +244,8 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
                    counter: "_Counter") -> torch.Tensor:
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if options.optimizer == "lbfgs":
-        unit = _FIRST_STEP * x.numel() if _FIRST_STEP else 1.0
-        z = (x.detach() / unit).requires_grad_(True)
-        opt = torch.optim.LBFGS([z], lr=options.lr or 1.0, max_iter=steps, max_eval=steps,
+        image = _PyramidImage(x.detach(), _LEVELS, _FIRST_STEP * x.numel() if _FIRST_STEP else 1.0)
+        opt = torch.optim.LBFGS(image.parameters, lr=options.lr or 1.0, max_iter=steps, max_eval=steps,
                                 history_size=options.history_size, line_search_fn=_LINE_SEARCH,
                                 # losses are relative errors: never stop on a small gradient (its
                                 # per-pixel size shrinks with the pixel count), only on the budget
@@ -253,7 +253,7 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
 
         def closure():
             opt.zero_grad(set_to_none=False)
-            xx = z * unit
+            xx = image()
             losses = objective.evaluate(xx)
             counter.step(losses, xx)
             return torch.tensor(losses["total"])
@@ -262,7 +262,8 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
             opt.step(closure)
         except _StopEarly:
             pass
-        return (z * unit).detach()
+        with torch.no_grad():
+            return image()
     else:
         opt = torch.optim.Adam([x], lr=options.lr or 0.02)
         try:
@@ -276,6 +277,28 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
         except _StopEarly:
             pass
     return x.detach()
+
+
+class _PyramidImage:
+    """The image as a sum of upsampled levels, x = unit · Σ_k up(z_k): z_0 at full size, z_k at
+    1/2^k. The same image as plain pixels, but a gradient step moves large areas at once (the
+    coarse levels sum the gradient over 4^k pixels), which L-BFGS exploits to fix colours and
+    shapes in far fewer iterations. ``unit`` sets the size of the optimiser's first step."""
+
+    def __init__(self, x: torch.Tensor, levels: int, unit: float):
+        h, w = x.shape[-2:]
+        self.size, self.unit = (h, w), unit
+        self.parameters = [(x / unit).requires_grad_(True)]
+        for k in range(1, levels):
+            if min(h, w) >> k < 4:
+                break
+            self.parameters.append(torch.zeros(1, 3, h >> k, w >> k, device=x.device, requires_grad=True))
+
+    def __call__(self) -> torch.Tensor:
+        z = self.parameters[0]
+        for level in self.parameters[1:]:
+            z = z + F.interpolate(level, size=self.size, mode="bilinear", align_corners=False)
+        return z * self.unit
 
 
 class _StopEarly(Exception):
@@ -402,7 +425,16 @@ class StyleObjective:
         return tv, out_of_range
 
     # -- evaluation --------------------------------------------------------------------------
-    def evaluate(self, x: torch.Tensor) -> dict[str, float]:
+    def evaluate(self, image: torch.Tensor) -> dict[str, float]:
+        # Work on a leaf copy, so the tiles can backpropagate one by one; then hand the gradient to
+        # ``image``'s own graph (a leaf, or an image built from a parameterisation) in one go.
+        x = image.detach().requires_grad_(image.requires_grad)
+        losses = self._evaluate_leaf(x)
+        if image.requires_grad:
+            torch.autograd.backward(image, x.grad)
+        return losses
+
+    def _evaluate_leaf(self, x: torch.Tensor) -> dict[str, float]:
         if self.tiles is None:
             feats = self._forward(x, self.layers)
             c_loss = content_loss(feats[CONTENT_LAYER], self.content_target) / self.content_scale

@@ -51,7 +51,9 @@ import math
 import os
 import random
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -88,8 +90,9 @@ class TrainConfig:
 
     The loss weights were calibrated with a VGG16 ImageNet encoder on real photos and a painting
     (λ_content 1 loses the content entirely; 5 keeps it recognisable while the style loss falls
-    from ~2.8 to ~1.2 in 300 steps). Content and style are *relative* errors, so the weights do
-    not depend on the encoder's activation scale."""
+    from ~2.8 to ~1.2–1.8 in 200–300 steps; λ_tv 1 leaves a 2-pixel grid in the "fast" preset's
+    output, 20 removes it at some softness). Content and style are *relative* errors, so the
+    weights do not depend on the encoder's activation scale."""
     content: tuple[str, ...] = bounded((), doc="content photos: folder(s) and/or image file(s)")
     style: tuple[str, ...] = bounded((), doc="style source: one image, several, or folder(s) of a domain")
     out: str = bounded("", doc="run folder (options, logs, samples, checkpoints, exported model)")
@@ -105,7 +108,7 @@ class TrainConfig:
     lambda_content: float = bounded(5.0, 0.0, 1e6, doc="weight of the (relative) content loss")
     lambda_style: float = bounded(1.0, 0.0, 1e6, doc="weight of the (relative) Gram style loss")
     lambda_adv: float = bounded(0.05, 0.0, 1e6, doc="weight of the generator's adversarial loss")
-    lambda_tv: float = bounded(1.0, 0.0, 1e6, doc="weight of the total-variation loss")
+    lambda_tv: float = bounded(10.0, 0.0, 1e6, doc="weight of the total-variation loss")
     style_layer_weights: tuple[float, ...] = bounded((1.0, 1.0, 1.0, 1.0, 1.0),
                                                      doc="relative weight of relu1_1 … relu5_1")
     style_size: int = bounded(512, 16, 8192, doc="long side (px) the style images are scaled to")
@@ -323,7 +326,8 @@ class Trainer:
             with self._autocast():
                 # The unwrapped D: its parameters are frozen, so DDP has nothing to synchronise.
                 logits = self.discriminator(fake)
-            l_adv = sum(adversarial_loss(lg, True, cfg.adv_mode, for_discriminator=False) for lg in logits) / len(logits)
+            l_adv = sum(adversarial_loss(lg, True, cfg.adv_mode, for_discriminator=False)
+                        for lg in logits) / len(logits)
             loss_g = loss_g + cfg.lambda_adv * l_adv
             losses["adv_g"] = l_adv
         losses["loss_g"] = loss_g
@@ -375,6 +379,7 @@ class Trainer:
                    desc="ganstyle train", unit="step", dynamic_ncols=True)
         started = time.perf_counter()
         session_start = self.elapsed_s
+        previous_handler = self._catch_ctrl_c()
         try:
             while self.step < cfg.steps:
                 losses = self.optimize_parameters(self.step)
@@ -383,19 +388,20 @@ class Trainer:
                 self._accumulate(losses)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     row = self._flush_log()
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("content", "style", "adv_g", "loss_d")},
-                                    refresh=False)
+                    shown = ("content", "style", "adv_g", "loss_d")
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in shown}, refresh=False)
                 bar.update(1)
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.save_samples()
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
-        except KeyboardInterrupt:
-            if self.is_main and self.step > 0:
-                self.save_checkpoint(synchronize=False)
-                self._say(f"interrupted at step {self.step}: checkpoint saved; continue with --resume")
-            raise
+                if self._stop_requested:
+                    self.save_checkpoint()
+                    self._say(f"stopped at step {self.step}: checkpoint saved; continue with --resume")
+                    raise KeyboardInterrupt
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             bar.close()
             self._close_logs()
         self.save_checkpoint()
@@ -406,6 +412,24 @@ class Trainer:
             dist.destroy_process_group()
         return model_dir
 
+    def _catch_ctrl_c(self):
+        """First Ctrl-C: finish the current step, save a checkpoint, stop (a checkpoint taken in
+        the middle of a step would not resume exactly). Second Ctrl-C: abort at once. Only for a
+        single process in the main thread; under torchrun the launcher handles signals."""
+        self._stop_requested = False
+        if self.world_size > 1 or threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def request_stop(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            self._say("Ctrl-C: stopping after this step (press again to abort without saving)")
+
+        signal.signal(signal.SIGINT, request_stop)
+        return previous
+
     # ---- logging ----------------------------------------------------------------------------
     def _say(self, message: str) -> None:
         if self.is_main:
@@ -413,9 +437,8 @@ class Trainer:
             tqdm.write(f"[ganstyle] {message}", file=sys.stderr)
 
     def _reset_log_accumulators(self) -> None:
-        self._loss_sums = {k: 0.0 for k in LOSS_KEYS}
-        self._loss_counts = {k: 0 for k in LOSS_KEYS}
         self._pending: list[dict[str, torch.Tensor]] = []
+        self._stop_requested = False
 
     def _accumulate(self, losses: dict[str, torch.Tensor]) -> None:
         # Keep tensors (no .item() per step: that would synchronise the GPU every step).
@@ -487,7 +510,8 @@ class Trainer:
         import ganstyle
         return {
             "ganstyle_version": getattr(ganstyle, "__version__", "unknown"), "torch_version": torch.__version__,
-            "device": str(self.device), "world_size": self.world_size, "global_batch": self.config.batch_size * self.world_size,
+            "device": str(self.device), "world_size": self.world_size,
+            "global_batch": self.config.batch_size * self.world_size,
             "mixed_precision": "bf16" if self.amp else "fp32",
             "encoder": {"identity": self.encoder.identity, "arch": self.encoder.arch, "source": self.encoder.source},
             "generator": config_to_dict(self.generator.config),
@@ -632,10 +656,10 @@ Check the licences of the style and content images before sharing this model.
         }
         return tensors, state
 
-    def save_checkpoint(self, *, synchronize: bool = True) -> Path | None:
+    def save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/step_N`` atomically (temp folder → rename), then prune old ones.
 
-        Only rank 0 writes; with ``synchronize`` the other ranks wait for it."""
+        Only rank 0 writes; the other ranks wait for it."""
         path = None
         if self.is_main:
             path = self.checkpoint_dir / f"step_{self.step:08d}"
@@ -655,8 +679,7 @@ Check the licences of the style and content images before sharing this model.
                     raise
             atomic_write_json(self.checkpoint_dir / "latest.json", {"step": self.step, "folder": path.name})
             self._prune_checkpoints(keep=path)
-        if synchronize:
-            self._barrier()
+        self._barrier()
         return path
 
     def _prune_checkpoints(self, keep: Path) -> None:
@@ -688,9 +711,9 @@ Check the licences of the style and content images before sharing this model.
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise WeightsError(f"{state_file}: not valid JSON ({e}); the checkpoint is damaged — delete "
                                f"{folder} to resume from the previous one") from None
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise WeightsError(f"{state_file}: unsupported checkpoint format {state.get('format') if isinstance(state, dict) else state!r} "
-                               f"(expected {CHECKPOINT_FORMAT})")
+        found = state.get("format") if isinstance(state, dict) else None
+        if found != CHECKPOINT_FORMAT:
+            raise WeightsError(f"{state_file}: unsupported checkpoint format {found!r} (expected {CHECKPOINT_FORMAT})")
         header = check_safetensors_file(tensor_file)
         tensors: dict[str, torch.Tensor] = {}
         try:

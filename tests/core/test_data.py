@@ -1,6 +1,5 @@
 import warnings
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image

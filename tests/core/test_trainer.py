@@ -106,7 +106,7 @@ def test_tiny_run_end_to_end_exports_a_loadable_model(data, vgg16, tmp_path):
 
 def test_style_loss_falls_over_a_short_run(data, vgg16, tmp_path):
     trainer = Trainer(tiny_config(data, tmp_path / "run", steps=30, lambda_adv=0.0, lambda_content=0.1,
-                                  lr_g=5e-3, log_every=5), encoder=vgg16)
+                                  lambda_tv=1.0, lr_g=5e-3, log_every=5), encoder=vgg16)
     trainer.train()
     style = [float(r["style"]) for r in read_log(tmp_path / "run")]
     assert len(style) == 6
@@ -175,6 +175,26 @@ def test_killed_mid_write_leaves_garbage_that_is_ignored_then_cleaned(data, vgg1
     trainer.step = 2
     trainer.save_checkpoint()
     assert not garbage.exists()
+
+
+def test_ctrl_c_finishes_the_step_saves_and_stops(data, vgg16, tmp_path):
+    import signal
+    trainer = Trainer(tiny_config(data, tmp_path / "run", steps=10), encoder=vgg16)
+    original_handler = signal.getsignal(signal.SIGINT)
+    step_once = trainer.optimize_parameters
+
+    def interrupted_step(step):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-step
+        return step_once(step)
+
+    trainer.optimize_parameters = interrupted_step
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert signal.getsignal(signal.SIGINT) is original_handler
+    assert trainer.latest_checkpoint().name == "step_00000003"  # step 2 (0-based) was completed
+    assert not (tmp_path / "run" / "model").exists()
+    assert Trainer(tiny_config(data, tmp_path / "run", steps=10), resume=True, encoder=vgg16).step == 3
 
 
 def test_checkpoint_is_safetensors_plus_json(data, vgg16, tmp_path):
