@@ -12,9 +12,14 @@ How it stays fast, bounded and resolution-independent:
   error of order 1, whatever the encoder, the layer or the resolution. One set of default weights
   therefore works from 256 px to print size, and per-layer style weights mean what they say.
 * **Coarse to fine.** The image is optimised first with its long side at ``start_side`` pixels,
-  then upsampled (×2 per scale) and refined, with fewer iterations at each finer scale
-  (:func:`plan_scales`). The coarse scales fix the composition cheaply; the fine scales only add
-  detail. The first scale starts from ``init``; each later one from the previous result.
+  then upsampled (×2 per scale) and refined, with fewer evaluations at each finer scale
+  (:func:`plan_scales`). The coarse scales fix the composition cheaply; the fine scales add
+  detail. The first scale starts from ``init``; each later one from the content of its own size
+  plus the upsampled stylisation (result − content) of the scale before.
+* **A better-conditioned L-BFGS.** The image is optimised as a 4-level Laplacian-style pyramid
+  (:class:`_PyramidImage`), so single steps move large areas (colours, shapes) as well as pixels,
+  and it is scaled so the first L-BFGS step is ~1 % of the pixel range instead of a tiny step the
+  line search must grow over several evaluations. Both reach a given loss in fewer evaluations.
 * **Bounded memory.** VGG activations for a forward+backward pass cost ~2.5–3 KB per pixel in fp32
   (VGG16/19 up to ``relu5_1``), 30+ GB at 4096 px. When that exceeds the memory budget (half the
   free device memory, or ``tile_size``), the loss is computed over tiles: a first pass without
@@ -24,8 +29,10 @@ How it stays fast, bounded and resolution-independent:
   the tiled loss and gradient are *the same* as the untiled ones (up to float rounding), while
   peak memory is that of one tile plus O(pixels) for the image, its gradient and the L-BFGS
   history (``history_size`` pairs of image-sized vectors).
-* **Mixed precision.** On CUDA, ``mixed_precision="auto"`` runs the VGG forward/backward under
-  bf16 autocast; Gram matrices, losses and the optimised image stay fp32. On CPU everything is fp32.
+* **Mixed precision.** ``mixed_precision="auto"`` runs the VGG forward/backward under bf16
+  autocast in channels-last layout where that is fast: CUDA GPUs with bf16, and CPUs with AMX
+  (measured 2.2x faster per evaluation than fp32 on such a CPU, with the same final loss). Gram
+  matrices, losses and the optimised image stay fp32. Elsewhere everything is fp32.
 
 It runs inside ``torch.inference_mode()`` (ComfyUI calls nodes that way): autograd is re-enabled
 locally and inference tensors (inputs, style targets, encoder weights made under inference mode)
@@ -36,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -46,13 +52,13 @@ import torch.nn.functional as F
 from .color import COLOR_MODES, apply_color_mode
 from .config import bounded, config_from_dict
 from .errors import InputError
-from .features import StyleFeatures, gram_matrix, resize_long_side
+from .features import StyleFeatures, gram_matrix
 from .losses import content_loss, total_variation
 from .vgg import CONTENT_LAYER, VGGEncoder
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "content_colored")
-MIXED_PRECISION_MODES = ("auto", "off")
+MIXED_PRECISION_MODES = ("auto", "bf16", "off")
 
 # Fraction of the free device memory the VGG activations of one evaluation may use before the
 # loss is computed over tiles, and a safety factor on the per-pixel estimate.
@@ -61,12 +67,9 @@ _ESTIMATE_SAFETY = 1.3
 # Pixels leaving [0, 1] are pulled back by a quadratic penalty (clamping the parameter between
 # L-BFGS iterations would break its curvature history); the result is clamped at the end.
 _RANGE_PENALTY = 100.0
-_LINE_SEARCH = "strong_wolfe"
-_UPSAMPLE_DELTA = True
-_PYRAMID = True
-_FIRST_STEP = float(os.environ.get("FS", "0"))
-_MIN_STYLE_SIDE = 64
-_LEVELS = int(os.environ.get("LEVELS", "1"))
+# Levels of the L-BFGS image pyramid, and the mean size of the first L-BFGS step per pixel value.
+_PYRAMID_LEVELS = 4
+_FIRST_STEP = 0.01
 
 
 class StyleTransferCancelled(Exception):
@@ -81,7 +84,7 @@ ProgressCallback = Callable[[int, int, dict, "torch.Tensor | None"], "bool | Non
 @dataclass
 class OptimizeOptions:
     """Settings of :func:`optimize_stylize`. Defaults give a good result at any resolution."""
-    steps: int = bounded(200, 1, 100_000, doc="loss evaluations at the coarsest scale; each finer "
+    steps: int = bounded(100, 1, 100_000, doc="loss evaluations at the coarsest scale; each finer "
                          "scale gets half as many as the one before (at least min_steps)")
     long_side: int = bounded(512, 0, 16384, doc="output long side in px; 0 = the content's size")
     start_side: int = bounded(256, 16, 16384, doc="long side of the coarsest scale; scales double "
@@ -101,7 +104,8 @@ class OptimizeOptions:
                               "'luminance' (transfer luminance only) or 'histogram' (match stats)")
     seed: int = bounded(0, 0, 2**63 - 1, doc="seed of the noise init")
     mixed_precision: str = bounded("auto", choices=MIXED_PRECISION_MODES,
-                                   doc="'auto': bf16 autocast for VGG on CUDA; 'off': fp32")
+                                   doc="'auto': bf16 VGG where fast (CUDA, CPUs with AMX); "
+                                   "'bf16': always; 'off': fp32")
     preview_every: int = bounded(0, 0, 100_000, doc="pass a preview image to the callback every "
                                  "N steps (0 = never)")
     tile_size: int = bounded(0, 0, 16384, doc="core tile side in px for the tiled loss; 0 = auto "
@@ -142,8 +146,8 @@ def plan_scales(height: int, width: int, options: OptimizeOptions) -> list[Scale
     ×2); the coarsest scale gets ``steps`` evaluations, each finer one half the previous, but never
     fewer than ``min_steps`` (or ``steps``, if that is smaller). Sizes keep the aspect ratio.
 
-    >>> [(s.height, s.width, s.steps) for s in plan_scales(300, 400, OptimizeOptions(long_side=1000))]
-    [(192, 256, 200), (375, 500, 100), (750, 1000, 50)]
+    >>> [(s.height, s.width, s.steps) for s in plan_scales(300, 400, OptimizeOptions(long_side=2048))]
+    [(192, 256, 100), (384, 512, 50), (768, 1024, 25), (1536, 2048, 20)]
     """
     target = options.long_side or max(height, width)
     sides = [target]
@@ -174,7 +178,7 @@ def optimize_stylize(encoder: VGGEncoder, content: torch.Tensor, style: StyleFea
     options = (options or OptimizeOptions()).checked()
     _check_inputs(encoder, content, style, options)
     with torch.inference_mode(False), torch.enable_grad():
-        encoder = _trainable_copy_if_inference(encoder)
+        encoder, autocast_dtype = _prepare_encoder(encoder, options.mixed_precision)
         device = encoder.device
         style = _clone_style(style, device)
         plan = plan_scales(content.shape[-2], content.shape[-1], options)
@@ -188,7 +192,7 @@ def optimize_stylize(encoder: VGGEncoder, content: torch.Tensor, style: StyleFea
         for i in range(len(content)):
             image = content[i:i + 1].detach().clone().to(device, torch.float32)
             generator = torch.Generator().manual_seed(options.seed + i)
-            result = _stylize_one(encoder, image, style, options, plan, generator, counter)
+            result = _stylize_one(encoder, image, style, options, plan, generator, counter, autocast_dtype)
             results.append(result.to(content.device))
             if counter.stopped:
                 break
@@ -203,32 +207,19 @@ def optimize_stylize(encoder: VGGEncoder, content: torch.Tensor, style: StyleFea
 # one image
 
 
-def _scale_styles(encoder, style, plan):
-    images = getattr(style, "images", None)
-    if images is None or not _PYRAMID:
-        return [style] * len(plan)
-    from .features import compute_style_features
-    out = []
-    final = max(plan[-1].height, plan[-1].width)
-    for scale in plan[:-1]:
-        size = max(_MIN_STYLE_SIDE, round(style.style_size * max(scale.height, scale.width) / final))
-        out.append(compute_style_features(encoder, images, style.blend_weights, style_size=size, layers=style.layers))
-    return out + [style]
-
-
-def _stylize_one(encoder, content, style, options, plan, generator, counter) -> torch.Tensor:
+def _stylize_one(encoder, content, style, options, plan, generator, counter, autocast_dtype) -> torch.Tensor:
     """content: (1, 3, H, W) fp32 on the encoder's device → (1, 3, h, w) of the last scale."""
-    x = None
-    prev_content = None
-    for scale, scale_style in zip(plan, _scale_styles(encoder, style, plan)):
-        objective_kw = _objective_settings(encoder, scale_style, options)
+    objective_kw = _objective_settings(style, options, autocast_dtype)
+    x = prev_content = None
+    for scale in plan:
         target = _resize(content, scale.height, scale.width).clamp(0, 1)
         if x is None:
             x = _initial_image(target, style, options.init, generator)
         else:
             # Upsample the stylisation *delta* and add it to the sharp content of this scale: the
-            # new scale starts with the content's fine detail instead of a blurred copy.
-            x = (target + _resize(x - prev_content, scale.height, scale.width)) if _UPSAMPLE_DELTA else _resize(x, scale.height, scale.width)
+            # new scale starts with the content's fine detail instead of a blurred copy (measured:
+            # a lower final loss than upsampling the result itself).
+            x = target + _resize(x - prev_content, scale.height, scale.width)
         prev_content = target
         objective = StyleObjective(encoder, target, **objective_kw)
         counter.begin_scale(scale.steps)
@@ -244,18 +235,18 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
                    counter: "_Counter") -> torch.Tensor:
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if options.optimizer == "lbfgs":
-        image = _PyramidImage(x.detach(), _LEVELS, _FIRST_STEP * x.numel() if _FIRST_STEP else 1.0)
+        image = _PyramidImage(x.detach(), _PYRAMID_LEVELS, _FIRST_STEP * x.numel())
         opt = torch.optim.LBFGS(image.parameters, lr=options.lr or 1.0, max_iter=steps, max_eval=steps,
-                                history_size=options.history_size, line_search_fn=_LINE_SEARCH,
+                                history_size=options.history_size, line_search_fn="strong_wolfe",
                                 # losses are relative errors: never stop on a small gradient (its
                                 # per-pixel size shrinks with the pixel count), only on the budget
                                 tolerance_grad=0.0, tolerance_change=1e-12)
 
         def closure():
             opt.zero_grad(set_to_none=False)
-            xx = image()
-            losses = objective.evaluate(xx)
-            counter.step(losses, xx)
+            current = image()
+            losses = objective.evaluate(current)
+            counter.step(losses, current)
             return torch.tensor(losses["total"])
 
         try:
@@ -281,9 +272,11 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
 
 class _PyramidImage:
     """The image as a sum of upsampled levels, x = unit · Σ_k up(z_k): z_0 at full size, z_k at
-    1/2^k. The same image as plain pixels, but a gradient step moves large areas at once (the
-    coarse levels sum the gradient over 4^k pixels), which L-BFGS exploits to fix colours and
-    shapes in far fewer iterations. ``unit`` sets the size of the optimiser's first step."""
+    1/2^k (starting at zero). The same images as plain pixels, but a gradient step also moves
+    large areas at once (a coarse level sums the gradient over 4^k pixels), so L-BFGS fixes
+    colours and shapes in fewer evaluations (measured at 256 px: the loss plain pixels reach in 40
+    evaluations is reached in ~20). ``unit`` sets the size of L-BFGS's first step, which is
+    1/unit in parameter units: unit = 0.01 · numel makes it ~1 % of the pixel range."""
 
     def __init__(self, x: torch.Tensor, levels: int, unit: float):
         h, w = x.shape[-2:]
@@ -337,7 +330,8 @@ class _Counter:
 # the objective
 
 
-def _objective_settings(encoder: VGGEncoder, style: StyleFeatures, options: OptimizeOptions) -> dict:
+def _objective_settings(style: StyleFeatures, options: OptimizeOptions,
+                        autocast_dtype: torch.dtype | None) -> dict:
     """Everything about the loss that does not depend on the scale."""
     raw = options.style_layer_weights or {name: 1.0 for name in style.layers}
     unknown = sorted(set(raw) - set(style.layers))
@@ -349,12 +343,9 @@ def _objective_settings(encoder: VGGEncoder, style: StyleFeatures, options: Opti
     total = sum(raw.values())
     layer_weights = {name: float(weight) / total / (float(style.grams[name].float().pow(2).mean()) or 1.0)
                      for name, weight in raw.items() if weight > 0}
-    use_autocast = (options.mixed_precision == "auto" and encoder.device.type == "cuda"
-                    and encoder.dtype == torch.float32 and torch.cuda.is_bf16_supported())
     return dict(grams={k: style.grams[k] for k in layer_weights}, layer_weights=layer_weights,
                 content_weight=options.content_weight, style_weight=options.style_weight,
-                tv_weight=options.tv_weight, tile_size=options.tile_size,
-                autocast_dtype=torch.bfloat16 if use_autocast else None)
+                tv_weight=options.tv_weight, tile_size=options.tile_size, autocast_dtype=autocast_dtype)
 
 
 class StyleObjective:
@@ -373,7 +364,7 @@ class StyleObjective:
         Call outside inference mode (see :func:`optimize_stylize`)."""
         options = (options or OptimizeOptions()).checked()
         _check_inputs(encoder, content, style, options)
-        return cls(encoder, content, **_objective_settings(encoder, style, options))
+        return cls(encoder, content, **_objective_settings(style, options, None))
 
     def __init__(self, encoder: VGGEncoder, content: torch.Tensor, *, grams, layer_weights,
                  content_weight, style_weight, tv_weight, tile_size, autocast_dtype):
@@ -392,10 +383,11 @@ class StyleObjective:
 
     # -- helpers ---------------------------------------------------------------------------
     def _forward(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-        ctx = (torch.autocast(device_type=images.device.type, dtype=self.autocast_dtype)
-               if self.autocast_dtype is not None else nullcontext())
-        with ctx:
+        if self.autocast_dtype is None:
             return self.encoder(images, layers)
+        # bf16 convolutions are fastest in channels-last layout (cuDNN and oneDNN/AMX alike)
+        with torch.autocast(device_type=images.device.type, dtype=self.autocast_dtype):
+            return self.encoder(images.contiguous(memory_format=torch.channels_last), layers)
 
     def _features_no_grad(self, images, layers) -> dict[str, torch.Tensor]:
         """Whole-image features, assembled from tile cores when tiling (for the content target)."""
@@ -454,8 +446,9 @@ class StyleObjective:
         return losses
 
     def _evaluate_tiled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Style and content loss over tiles; accumulates their gradient into ``x.grad`` and returns
-        them as constants (the caller adds and backpropagates only the pixel terms)."""
+        """Style and content loss over tiles. With ``x.requires_grad`` their gradient is accumulated
+        into ``x.grad`` here, tile by tile; they are returned as constants either way (the caller
+        adds and backpropagates only the pixel terms)."""
         # Pass 1 (no gradients): exact global Gram matrices from the tiles' core regions.
         gram_sums = {n: 0.0 for n in self.style_layers}
         positions = {n: 0 for n in self.style_layers}
@@ -467,29 +460,30 @@ class StyleObjective:
                     f = core.float().flatten(2)[0]               # (C, P)
                     gram_sums[name] = gram_sums[name] + f @ f.T
                     positions[name] += f.shape[1]
-        channels = {n: self.grams[n].shape[-1] for n in self.style_layers}
-        grams = {n: (gram_sums[n] / (channels[n] * positions[n])).requires_grad_(True)
-                 for n in self.style_layers}
+        norms = {n: self.grams[n].shape[-1] * positions[n] for n in self.style_layers}   # C·H·W
+        grams = {n: (gram_sums[n] / norms[n]).requires_grad_(x.requires_grad) for n in self.style_layers}
         s_loss = self._style_loss(grams)
-        dgrams = torch.autograd.grad(s_loss, list(grams.values()))
-        dgrams = dict(zip(self.style_layers, dgrams))
+        if not x.requires_grad:
+            with torch.no_grad():
+                content = self._features_no_grad(x, [CONTENT_LAYER])[CONTENT_LAYER]
+            return content_loss(content, self.content_target) / self.content_scale, s_loss
+        d_grams = dict(zip(self.style_layers, torch.autograd.grad(s_loss, list(grams.values()))))
         # Pass 2: each tile backpropagates ⟨∂L/∂G, its share of G⟩ plus its share of the content loss.
         content_numel = self.content_target.numel()
-        c_sum = 0.0
+        content_sum = 0.0
         for tile in self.tiles:
             feats = self._forward(tile.crop(x), self.layers)
             share = 0.0
             for name in self.style_layers:
                 core, _ = tile.core(name, feats[name])
                 f = core.float().flatten(2)[0]
-                share = share + (dgrams[name] * (f @ f.T)).sum() / (channels[name] * positions[name])
+                share = share + (d_grams[name] * (f @ f.T)).sum() / norms[name]
             core, (y0, y1, x0, x1) = tile.core(CONTENT_LAYER, feats[CONTENT_LAYER])
             diff_sq = (core.float() - self.content_target[..., y0:y1, x0:x1]).pow(2).sum()
-            c_sum += float(diff_sq.detach())
+            content_sum += float(diff_sq.detach())
             share = self.style_weight * share + self.content_weight * diff_sq / (content_numel * self.content_scale)
             share.backward()
-        c_loss = torch.tensor(c_sum / (content_numel * self.content_scale))
-        return c_loss, s_loss.detach()
+        return torch.tensor(content_sum / (content_numel * self.content_scale)), s_loss.detach()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -635,26 +629,44 @@ def _check_inputs(encoder, content, style, options) -> None:
                          "StyleFeatures lack; recompute them with compute_style_features")
 
 
-def _trainable_copy_if_inference(encoder: VGGEncoder) -> VGGEncoder:
-    """Weights created under inference mode (ComfyUI loads models that way) cannot be saved for
-    backward: return an ordinary copy of such an encoder (call outside inference mode)."""
-    if not any(t.is_inference() for t in [*encoder.parameters(), *encoder.buffers()]):
-        return encoder
+def _prepare_encoder(encoder: VGGEncoder, mixed_precision: str) -> tuple[VGGEncoder, torch.dtype | None]:
+    """The encoder to optimise with (call outside inference mode), and the autocast dtype or None.
+
+    Weights created under inference mode (ComfyUI loads models that way) cannot be saved for
+    backward, and bf16 runs want channels-last weights: in both cases use a private copy, so the
+    caller's encoder is never changed."""
+    autocast_dtype = torch.bfloat16 if _use_bf16(encoder, mixed_precision) else None
+    inference = any(t.is_inference() for t in [*encoder.parameters(), *encoder.buffers()])
+    if not inference and autocast_dtype is None:
+        return encoder, None
     with torch.device(encoder.device):
         clone = VGGEncoder(encoder.arch, encoder.deepest, identity=encoder.identity, source=encoder.source)
     clone.load_state_dict(encoder.state_dict(), strict=True)
-    return clone.to(dtype=encoder.dtype).eval()
+    clone = clone.to(dtype=encoder.dtype).eval()
+    if autocast_dtype is not None:
+        clone = clone.to(memory_format=torch.channels_last)
+    return clone, autocast_dtype
+
+
+def _use_bf16(encoder: VGGEncoder, mixed_precision: str) -> bool:
+    if mixed_precision == "off" or encoder.dtype != torch.float32:
+        return False   # an fp16/bf16 encoder already runs in half precision
+    if mixed_precision == "bf16":
+        return True
+    if encoder.device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if encoder.device.type == "cpu":
+        # AMX tiles make bf16 convolutions ~2x faster than fp32; on other CPUs bf16 is slower.
+        return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    return False
 
 
 def _clone_style(style: StyleFeatures, device) -> StyleFeatures:
     clone = lambda d: {k: v.detach().clone().to(device, torch.float32) for k, v in d.items()}  # noqa: E731
     opt = lambda t: None if t is None else t.detach().clone().to(device, torch.float32)  # noqa: E731
-    c = dataclasses.replace(style, grams=clone(style.grams), means=clone(style.means),
+    return dataclasses.replace(style, grams=clone(style.grams), means=clone(style.means),
                                stds=clone(style.stds), color_mean=opt(style.color_mean),
                                color_cov=opt(style.color_cov))
-    if hasattr(style, "images"):
-        c.images = style.images
-    return c
 
 
 def _resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -701,14 +713,12 @@ def _sqrtm(cov: torch.Tensor, eps: float) -> torch.Tensor:
 def evaluate_losses(encoder: VGGEncoder, image: torch.Tensor, content: torch.Tensor,
                     style: StyleFeatures, options: OptimizeOptions | None = None) -> dict[str, float]:
     """The loss terms of :func:`optimize_stylize` for ``image`` (1, 3, H, W) against ``content``
-    (resized to H×W) — e.g. to compare results of different settings on the same terms."""
+    (resized to H×W), in fp32 — e.g. to compare results of different settings on the same terms."""
     options = (options or OptimizeOptions()).checked()
     _check_inputs(encoder, content, style, options)
-    with torch.inference_mode(False), torch.enable_grad():
-        encoder = _trainable_copy_if_inference(encoder)
+    with torch.inference_mode(False), torch.no_grad():
         device = encoder.device
         h, w = image.shape[-2:]
         target = _resize(content[:1].detach().clone().to(device, torch.float32), h, w).clamp(0, 1)
-        objective = StyleObjective(encoder, target, **_objective_settings(encoder, _clone_style(style, device), options))
-        x = image[:1].detach().clone().to(device, torch.float32).requires_grad_(True)
-        return objective.evaluate(x)
+        objective = StyleObjective(encoder, target, **_objective_settings(_clone_style(style, device), options, None))
+        return objective.evaluate(image[:1].detach().clone().to(device, torch.float32))

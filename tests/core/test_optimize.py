@@ -15,7 +15,7 @@ from ganstyle.core.vgg import STYLE_LAYERS, load_vgg_encoder_file
 from helpers import synthetic_photo
 
 # Single scale, few evaluations: a run takes well under a second on 2 CPU cores.
-FAST = OptimizeOptions(steps=15, min_steps=4, long_side=0, start_side=64)
+FAST = OptimizeOptions(steps=15, min_steps=4, long_side=0, start_side=64, mixed_precision="off")
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +50,36 @@ def test_loss_decreases_and_result_moves_toward_style(vgg16, small, style, defau
     assert len(seen) == 15
     assert seen[0]["content"] == pytest.approx(0.0, abs=1e-6)     # init = the content itself
     # A smooth gradient cannot turn into dense stripes in 15 steps, but every term moves the right
-    # way (measured: total −19 %, style −31 %, Gram distance −20 %).
-    assert seen[-1]["total"] < 0.9 * seen[0]["total"]
-    assert seen[-1]["style"] < 0.8 * seen[0]["style"]
-    assert (out - small).abs().mean() > 0.02                       # it really changed
-    assert _gram_distance(vgg16, out, style) < 0.9 * _gram_distance(vgg16, small, style)
+    # way (measured: total −26 %, style −39 %, Gram distance −39 %).
+    assert seen[-1]["total"] < 0.85 * seen[0]["total"]
+    assert seen[-1]["style"] < 0.75 * seen[0]["style"]
+    assert (out - small).abs().mean() > 0.03                       # it really changed
+    assert _gram_distance(vgg16, out, style) < 0.75 * _gram_distance(vgg16, small, style)
 
 
 def test_evaluate_losses_matches_progress(vgg16, small, style, default_run):
     out, seen = default_run
     first = evaluate_losses(vgg16, small, small, style, FAST)
     assert first["total"] == pytest.approx(seen[0]["total"], rel=1e-5)
-    assert evaluate_losses(vgg16, out, small, style, FAST)["total"] < 0.9 * first["total"]
+    assert evaluate_losses(vgg16, out, small, style, FAST)["total"] < 0.85 * first["total"]
+
+
+def test_bf16_keeps_the_result(vgg16, small, style, default_run):
+    # Under bf16 autocast (what mixed_precision="auto" picks on CUDA and AMX CPUs) the loss and the
+    # gradient stay close to fp32, and the optimisation ends at the same loss.
+    import ganstyle.core.optimize as optimize_module
+    image = (small + 0.1 * torch.randn(small.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    results = []
+    for dtype in (None, torch.bfloat16):
+        objective = StyleObjective(vgg16, small, **optimize_module._objective_settings(style, FAST, dtype))
+        x = image.clone().requires_grad_(True)
+        results.append((objective.evaluate(x)["total"], x.grad.flatten()))
+    (fp32_loss, fp32_grad), (bf16_loss, bf16_grad) = results
+    assert bf16_loss == pytest.approx(fp32_loss, rel=5e-3)
+    assert float(F.cosine_similarity(fp32_grad, bf16_grad, dim=0)) > 0.97
+    out = optimize_stylize(vgg16, small, style, dataclasses.replace(FAST, mixed_precision="bf16"))
+    assert (evaluate_losses(vgg16, out, small, style, FAST)["total"]
+            == pytest.approx(evaluate_losses(vgg16, default_run[0], small, style, FAST)["total"], rel=0.02))
 
 
 def test_weights_shift_the_balance(vgg16, small, style):
