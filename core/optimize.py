@@ -21,8 +21,9 @@ How it stays fast, bounded and resolution-independent:
   and it is scaled so the first L-BFGS step is ~1 % of the pixel range instead of a tiny step the
   line search must grow over several evaluations. Both reach a given loss in fewer evaluations.
 * **Bounded memory.** VGG activations for a forward+backward pass cost ~2.5–3 KB per pixel in fp32
-  (VGG16/19 up to ``relu5_1``), 30+ GB at 4096 px. When that exceeds the memory budget (half the
-  free device memory, or ``tile_size``), the loss is computed over tiles: a first pass without
+  (VGG16/19 up to ``relu5_1``), 30+ GB at 4096 px. When that exceeds the memory budget
+  (:func:`ganstyle.core.stylize.memory_budget`: 60 % of free CUDA memory, 25 % of available RAM up
+  to 8 GiB on a CPU) or ``tile_size``, the loss is computed over tiles: a first pass without
   gradients sums each tile's Gram contribution to get the exact global Grams, then a second pass
   backpropagates each tile's share of the loss (its contribution weighted by ∂loss/∂Gram). Tiles
   overlap by the encoder's receptive-field radius and start on multiples of its total stride, so
@@ -42,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -54,15 +54,14 @@ from .config import bounded, config_from_dict
 from .errors import InputError
 from .features import StyleFeatures, gram_matrix
 from .losses import content_loss, total_variation
+from .stylize import cpu_has_fast_bf16, memory_budget
 from .vgg import CONTENT_LAYER, VGGEncoder
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "content_colored")
 MIXED_PRECISION_MODES = ("auto", "bf16", "off")
 
-# Fraction of the free device memory the VGG activations of one evaluation may use before the
-# loss is computed over tiles, and a safety factor on the per-pixel estimate.
-_MEMORY_FRACTION = 0.5
+# Safety factor on the per-pixel estimate of activation memory (allocator slack, temporaries).
 _ESTIMATE_SAFETY = 1.3
 # Pixels leaving [0, 1] are pulled back by a quadratic penalty (clamping the parameter between
 # L-BFGS iterations would break its curvature history); the result is clamped at the end.
@@ -109,7 +108,7 @@ class OptimizeOptions:
     preview_every: int = bounded(0, 0, 100_000, doc="pass a preview image to the callback every "
                                  "N steps (0 = never)")
     tile_size: int = bounded(0, 0, 16384, doc="core tile side in px for the tiled loss; 0 = auto "
-                             "(tile only when one pass would not fit half the free memory)")
+                             "(tile only when one pass would not fit the memory budget)")
     history_size: int = bounded(20, 1, 200, doc="L-BFGS history length (memory: 2 image-sized "
                                 "vectors each)")
 
@@ -561,29 +560,11 @@ def activation_bytes_per_pixel(encoder: VGGEncoder, layers, dtype: torch.dtype |
     return per_pixel * _ESTIMATE_SAFETY
 
 
-def free_memory_bytes(device: torch.device) -> int:
-    """Free memory on ``device`` (CUDA: free + cached by torch; CPU: the OS's MemAvailable)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
-
-
 def _plan_tiles(encoder, height, width, layers, tile_size, autocast_dtype) -> list[_Tile] | None:
     """None (one pass over the whole image) or the tiles covering it."""
     radius, total_stride = receptive_field(encoder, layers)
     if tile_size == 0:
-        budget = free_memory_bytes(encoder.device) * _MEMORY_FRACTION
+        budget = memory_budget(encoder.device)   # the project's one activation budget (core.stylize)
         per_pixel = activation_bytes_per_pixel(encoder, layers, autocast_dtype)
         if height * width * per_pixel <= budget:
             return None
@@ -656,8 +637,7 @@ def _use_bf16(encoder: VGGEncoder, mixed_precision: str) -> bool:
     if encoder.device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if encoder.device.type == "cpu":
-        # AMX tiles make bf16 convolutions ~2x faster than fp32; on other CPUs bf16 is slower.
-        return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+        return cpu_has_fast_bf16()   # AMX: bf16 VGG passes ~2.2x faster; elsewhere bf16 is slower
     return False
 
 

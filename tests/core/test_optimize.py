@@ -246,7 +246,7 @@ def test_auto_tiling_follows_the_memory_budget(vgg16, monkeypatch):
     per_pixel = activation_bytes_per_pixel(vgg16, ["relu5_1"])
     assert 2000 < per_pixel < 5000            # ~2.5 KB/px of activations for VGG16 in fp32
     budget = 200 * 200 * per_pixel            # room for one 200x200 crop
-    monkeypatch.setattr(optimize_module, "free_memory_bytes", lambda device: budget / optimize_module._MEMORY_FRACTION)
+    monkeypatch.setattr(optimize_module, "memory_budget", lambda device: budget)
     fits = optimize_module._plan_tiles(vgg16, 150, 200, ["relu5_1"], 0, None)
     tiles = optimize_module._plan_tiles(vgg16, 600, 800, ["relu5_1"], 0, None)
     assert fits is None
