@@ -12,11 +12,14 @@ from .errors import InputError
 from .vgg import STYLE_LAYERS, VGGEncoder
 
 
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+def gram_matrix(features: torch.Tensor, compute_dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
     """Normalised Gram matrix.
 
     features: (B, C, H, W) → (B, C, C) in float32, divided by C·H·W so values do not grow with
     image size (a 2× larger image of the same texture has the same Gram).
+    compute_dtype: dtype of the product (accumulation is fp32 on GPUs either way); None keeps the
+    features' dtype (e.g. bf16 under autocast: ~2x faster, entries rounded to bf16).
+    Channels-last features are multiplied in place (as (B, H·W, C)), without a layout copy.
 
     >>> g = gram_matrix(torch.ones(1, 2, 4, 4))
     >>> g.shape, float(g[0, 0, 0])
@@ -25,8 +28,15 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     if features.dim() != 4:
         raise InputError(f"gram_matrix expects (B, C, H, W) features, got shape {tuple(features.shape)}")
     b, c, h, w = features.shape
-    f = features.float().reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    if compute_dtype is not None:
+        features = features.to(compute_dtype)   # keeps the memory layout
+    if features.is_contiguous() or not features.is_contiguous(memory_format=torch.channels_last):
+        f = features.reshape(b, c, h * w)
+        gram = torch.bmm(f, f.transpose(1, 2))
+    else:
+        f = features.permute(0, 2, 3, 1).reshape(b, h * w, c)   # a view of channels-last memory
+        gram = torch.bmm(f.transpose(1, 2), f)
+    return gram.float() / (c * h * w)
 
 
 def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
