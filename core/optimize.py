@@ -16,11 +16,15 @@ How it stays fast, bounded and resolution-independent:
   (:func:`plan_scales`). The coarse scales fix the composition cheaply; the fine scales add
   detail. The first scale starts from ``init``; each later one from the content of its own size
   plus the upsampled stylisation (result − content) of the scale before.
-* **A better-conditioned L-BFGS.** The image is optimised as a 4-level Laplacian-style pyramid
-  (:class:`_PyramidImage`), so single steps move large areas (colours, shapes) as well as pixels,
-  and it is scaled so the first L-BFGS step is ~1 % of the pixel range instead of a tiny step the
-  line search must grow over several evaluations. Both help the short runs of each scale (fewer
-  evaluations to a good loss); they do not speed up the last, slow part of full convergence.
+* **A lean L-BFGS** (:mod:`ganstyle.core.lbfgs`): the search direction comes from the compact
+  form of the L-BFGS matrix (a few matrix-vector products, nothing read back from the device), and
+  the first step is a gradient step of ~1 % of the pixel range, instead of a tiny step the line
+  search must grow over several evaluations.
+* **Fast evaluations on a GPU.** Under mixed precision the VGG pass runs in bf16 channels-last and
+  so do the Gram products (on the channels-last features as they are, no layout copy); each
+  scale's evaluation (forward, losses, backward) is captured once as a CUDA graph and replayed.
+  Measured at 1024 px on an H100: 5.5 ms per evaluation against 13 ms for plain fp32 (TF32)
+  PyTorch, and ~26 ms per iteration for ``torch.optim.LBFGS`` around it.
 * **Bounded memory.** VGG activations for a forward+backward pass cost ~2.5–3 KB per pixel in fp32
   (VGG16/19 up to ``relu5_1``), 30+ GB at 4096 px. When that exceeds the memory budget
   (:func:`ganstyle.core.stylize.memory_budget`: 60 % of free CUDA memory, 25 % of available RAM up
@@ -111,9 +115,6 @@ class OptimizeOptions:
                                  "N steps (0 = never)")
     tile_size: int = bounded(0, 0, 16384, doc="core tile side in px for the tiled loss; 0 = auto "
                              "(tile only when one pass would not fit the memory budget)")
-    pyramid_levels: int = bounded(4, 1, 8, doc="L-BFGS works on the image as a pyramid of this many "
-                                  "levels: more levels fix colours and shapes in fewer evaluations "
-                                  "(short runs); 1 = plain pixels, which converge further in long runs")
     cuda_graph: bool = bounded(True, doc="on CUDA, replay each scale's loss evaluation as a CUDA "
                                "graph (faster; falls back to plain evaluation if capture fails)")
     history_size: int = bounded(0, 0, 200, doc="L-BFGS history length, each entry 2 image-sized "
@@ -243,25 +244,22 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
     """``steps`` loss evaluations from x0 (1, 3, h, w); returns the image (not yet clamped)."""
     x0 = x0.detach().contiguous()
     if options.optimizer == "lbfgs":
-        pyramid = _PyramidImage(x0.shape[-2:], options.pyramid_levels)
         last = x0
 
         def loss_and_grad(values: torch.Tensor) -> tuple[float, torch.Tensor]:
             nonlocal last
-            values = values.detach().requires_grad_(True)
-            image = pyramid.image(values)
+            image = values.view(x0.shape).detach().requires_grad_(True)
             losses = objective.evaluate(image)
             last = image.detach()
             counter.step(losses, last)
-            return losses["total"], values.grad
+            return losses["total"], image.grad.view(-1)
 
         try:
-            values = lbfgs(loss_and_grad, pyramid.values_of(x0), steps, options.history_size
-                           or _auto_history(pyramid.numel, x0.device), first_step=_FIRST_STEP)
+            values = lbfgs(loss_and_grad, x0.flatten(), steps,
+                           options.history_size or _auto_history(x0.numel(), x0.device), first_step=_FIRST_STEP)
         except _StopEarly:
             return last   # the image of the last evaluation, whose loss the callback accepted
-        with torch.no_grad():
-            return pyramid.image(values)
+        return values.view(x0.shape)
 
     x = x0.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=options.lr or 0.02)
@@ -275,35 +273,6 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
     except _StopEarly:
         pass
     return x.detach()
-
-
-class _PyramidImage:
-    """The image as a sum of upsampled levels, x = Σ_k up(z_k): z_0 at full size, z_k at 1/2^k,
-    all held in one flat vector of values (the coarse levels start at zero). The same images as
-    plain pixels, but a gradient step also moves large areas at once (a coarse level sums the
-    gradient over 4^k pixels), so L-BFGS fixes colours and shapes in fewer evaluations."""
-
-    def __init__(self, size: tuple[int, int], levels: int):
-        h, w = size
-        self.size = (h, w)
-        self.shapes = [(1, 3, h, w)] + [(1, 3, h >> k, w >> k) for k in range(1, levels)
-                                          if min(h, w) >> k >= 4]
-        self.numel = sum(math.prod(shape) for shape in self.shapes)
-
-    def values_of(self, x: torch.Tensor) -> torch.Tensor:
-        """The values (numel,) of image x (1, 3, h, w): x itself at level 0, zeros elsewhere."""
-        values = torch.zeros(self.numel, device=x.device, dtype=torch.float32)
-        values[:x.numel()] = x.flatten()
-        return values
-
-    def image(self, values: torch.Tensor) -> torch.Tensor:
-        """values (numel,) → image (1, 3, h, w)."""
-        levels = values.split([math.prod(shape) for shape in self.shapes])
-        image = levels[0].view(self.shapes[0])
-        for level, shape in zip(levels[1:], self.shapes[1:]):
-            image = image + F.interpolate(level.view(shape), size=self.size, mode="bilinear",
-                                          align_corners=False)
-        return image
 
 
 def _auto_history(values: int, device: torch.device) -> int:
@@ -445,8 +414,11 @@ class StyleObjective:
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self, image: torch.Tensor) -> dict[str, float]:
-        # Work on a leaf copy, so the tiles can backpropagate one by one; then hand the gradient to
-        # ``image``'s own graph (a leaf, or an image built from a parameterisation) in one go.
+        if image.is_leaf:   # the common case: the gradient goes straight to image.grad (replaced)
+            image.grad = None
+            return self._evaluate_leaf(image)
+        # An image built from a parameterisation: evaluate a leaf copy (so tiles can backpropagate
+        # one by one), then hand its gradient to the image's own graph in one go.
         x = image.detach().requires_grad_(image.requires_grad)
         losses = self._evaluate_leaf(x)
         if image.requires_grad:
@@ -504,7 +476,7 @@ class StyleObjective:
             static_x.copy_(x)
         self._graph.replay()
         x.grad = static_x.grad.clone()   # the next replay overwrites the static gradient
-        return static_terms.clone()
+        return static_terms              # read back by the caller before the next replay
 
     def _capture(self, x: torch.Tensor) -> None:
         static_x = x.detach().clone().requires_grad_(True)
