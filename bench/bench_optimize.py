@@ -126,17 +126,21 @@ def run_baseline(encoder, content, style, options, iters: int, device):
 
 
 def run_until(encoder, content, style, options, target: float):
-    """The engine, stopped at the first evaluation whose loss is <= target (or at its budget).
-    Returns (image, evaluations)."""
-    from ganstyle.core.optimize import optimize_stylize
+    """The engine, stopped at the first evaluation whose image has an fp32 loss <= target (or at
+    its budget). The engine's own loss (bf16 under mixed precision) picks the candidates; each is
+    checked in fp32 on the clamped image, inside the timed run. Returns (image, evaluations)."""
+    from ganstyle.core.optimize import evaluate_losses, optimize_stylize
 
     count = 0
 
     def progress(step, total, losses, preview):
         nonlocal count
         count += 1
-        return losses["total"] <= target
+        if losses["total"] > target:
+            return False
+        return evaluate_losses(encoder, preview, content, style, options)["total"] <= target
 
+    options = dataclasses.replace(options, preview_every=1)   # the image of every evaluation
     return optimize_stylize(encoder, content, style, options, progress=progress), count
 
 

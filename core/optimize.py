@@ -23,8 +23,8 @@ How it stays fast, bounded and resolution-independent:
 * **Fast evaluations on a GPU.** Under mixed precision the VGG pass runs in bf16 channels-last and
   so do the Gram products (on the channels-last features as they are, no layout copy); each
   scale's evaluation (forward, losses, backward) is captured once as a CUDA graph and replayed.
-  Measured at 1024 px on an H100: 5.5 ms per evaluation against 13 ms for plain fp32 (TF32)
-  PyTorch, and ~26 ms per iteration for ``torch.optim.LBFGS`` around it.
+  Measured at 1024 px on an H100: 5.1–5.5 ms per evaluation against 12.6–13.1 ms in plain fp32
+  (TF32) PyTorch, and 20–26 ms per iteration of ``torch.optim.LBFGS`` around that.
 * **Bounded memory.** VGG activations for a forward+backward pass cost ~2.5–3 KB per pixel in fp32
   (VGG16/19 up to ``relu5_1``), 30+ GB at 4096 px. When that exceeds the memory budget
   (:func:`ganstyle.core.stylize.memory_budget`: 60 % of free CUDA memory, 25 % of available RAM up
@@ -34,12 +34,13 @@ How it stays fast, bounded and resolution-independent:
   overlap by the encoder's receptive-field radius and start on multiples of its total stride, so
   the tiled loss and gradient are *the same* as the untiled ones (up to float rounding), while
   peak memory is that of one tile plus O(pixels) for the image, its gradient and the L-BFGS
-  history (``history_size`` pairs of image-sized vectors, by default as many as fit a quarter of
-  the budget, at most 100).
-* **Mixed precision.** ``mixed_precision="auto"`` runs the VGG forward/backward under bf16
-  autocast in channels-last layout where that is fast: CUDA GPUs with bf16, and CPUs with AMX
-  (measured 2.2x faster per evaluation than fp32 on such a CPU, with the same final loss). Gram
-  matrices, losses and the optimised image stay fp32. Elsewhere everything is fp32.
+  history (``history_size`` pairs of image-sized vectors: by default 20 on a GPU, on a CPU up to
+  100 within a quarter of the budget).
+* **Mixed precision.** ``mixed_precision="auto"`` runs the VGG forward/backward and the Gram
+  products under bf16 autocast in channels-last layout where that is fast: CUDA GPUs with bf16,
+  and CPUs with AMX (measured 2.2x faster per evaluation than fp32 on such a CPU). The products
+  accumulate in fp32; losses, the L-BFGS state and the optimised image stay fp32. Elsewhere
+  everything is fp32. Results are compared on fp32 losses (:func:`evaluate_losses`).
 
 It runs inside ``torch.inference_mode()`` (ComfyUI calls nodes that way): autograd is re-enabled
 locally and inference tensors (inputs, style targets, encoder weights made under inference mode)
@@ -490,7 +491,8 @@ class StyleObjective:
         current.wait_stream(side)
         static_x.grad = None            # so the captured backward writes the gradient, not adds
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: other threads of the host (ComfyUI's) may keep using CUDA meanwhile
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             static_terms = self._terms(static_x)
             static_terms[0].backward()
         self._graph, self._static = graph, (static_x, static_terms.detach())

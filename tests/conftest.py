@@ -45,6 +45,17 @@ def _offline_hub(monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a shared, loaded 2-core machine OpenMP threads
+    waiting for each other make them many times slower. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def photo() -> torch.Tensor:
     return synthetic_photo()
 

@@ -6,13 +6,7 @@ from ganstyle.core.errors import ConfigError, InputError
 from ganstyle.core.losses import adversarial_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: thread hand-offs cost more than they save on a shared 2-core machine
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_patch_output_shapes_single_and_multi_scale():

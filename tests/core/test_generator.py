@@ -7,13 +7,7 @@ import torch
 from ganstyle.core.errors import ConfigError, WeightsError
 from ganstyle.core.generator import GeneratorConfig, StyleGenerator, preset_config
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads; on a loaded machine waiting threads slow them a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = GeneratorConfig(base_channels=4, max_channels=8, num_downsamples=2, num_residual_blocks=1,

@@ -15,15 +15,11 @@ FAST_LIKE = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny-fast"
 
 
 @pytest.fixture(autouse=True)
-def _one_thread_fp32(monkeypatch):
-    """Tiny tensors gain nothing from threads, and on a shared, loaded machine OpenMP threads
-    waiting for each other make them 50x slower. "auto" precision is fp32 here on every CPU (it
+def _one_thread_fp32(monkeypatch, one_thread):
+    """One thread (see conftest.one_thread), and "auto" precision is fp32 here on every CPU (it
     is bf16 on CPUs with AMX: tested in test_precision_choice_and_bf16)."""
     monkeypatch.setattr(stylize_module, "cpu_has_fast_bf16", lambda: False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
 
 
 def _model(config, seed=0):

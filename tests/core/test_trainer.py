@@ -18,13 +18,7 @@ from ganstyle.core.trainer import TrainConfig, Trainer
 TINY_G = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1, first_kernel=3, last_kernel=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: thread hand-offs cost more than they save on a shared 2-core machine
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,11 @@ def comfy_call(node_cls, **inputs):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
+def _fp32_one_thread_fresh_cache(monkeypatch, one_thread):
     import ganstyle.core.stylize as engine
 
     monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)  # "auto" = fp32 on every CPU
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
     clear_cache()
 
 

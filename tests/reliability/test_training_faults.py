@@ -34,12 +34,7 @@ TINY_FLAGS = ["--generator", *(f"{k}={v}" for k, v in TINY_G.items()), "--image-
               "--device", "cpu", "--seed", "3"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ TINY = ["--generator", "base_channels=4", "max_channels=8", "num_downsamples=1",
         "--d-channels", "4", "--d-layers", "2", "--log-every", "1", "--sample-every", "0", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
