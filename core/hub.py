@@ -83,10 +83,25 @@ def hub_download(repo_id: str, filename: str, *, revision: str | None = None,
     if sha256:
         actual = sha256_file(path)
         if actual.lower() != sha256.lower():
+            # Keeping the bad copy would make every later call find it again, offline or not.
+            advice = ("The bad copy was removed from the Hub cache: run again to download it afresh."
+                      if _evict_cached_file(path) else "Delete it and download again.")
             raise WeightsError(f"{path}: checksum mismatch for {repo_id}/{filename}: sha256 is {actual}, "
-                               f"expected {sha256}. The file is corrupt or was changed; delete it and "
-                               f"download again.")
+                               f"expected {sha256} (the file is corrupt or was changed). {advice}")
     return path
+
+
+def _evict_cached_file(path: Path) -> bool:
+    """Delete a file that hf_hub_download returned: its snapshot entry and the blob it links to.
+    False if that was not possible (read-only cache, …)."""
+    try:
+        blob = path.resolve()
+        path.unlink()
+        if blob.exists():
+            blob.unlink()
+    except OSError:
+        return False
+    return True
 
 
 def resolve_weights(ref: str, *, kind: str = "vgg", cache_dir: str | Path | None = None,

@@ -2,6 +2,7 @@
 Hugging Face Hub cache, and small deterministic test images."""
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -36,15 +37,24 @@ def write_vgg(path: Path, arch: str, seed: int = 0, **kw) -> Path:
 
 
 def fill_hub_cache(cache_dir: Path, repo_id: str, files: dict[str, bytes | Path],
-                   revision: str = "main", commit: str = "0123456789abcdef0123456789abcdef01234567") -> Path:
+                   revision: str = "main", commit: str = "0123456789abcdef0123456789abcdef01234567",
+                   blobs: bool = False) -> Path:
     """Lay files out exactly as huggingface_hub's cache does (refs/<rev> → snapshots/<commit>/…),
-    so the real ``hf_hub_download`` finds them with ``HF_HUB_OFFLINE=1``."""
+    so the real ``hf_hub_download`` finds them with ``HF_HUB_OFFLINE=1``. ``blobs=True``: as on
+    Linux, each snapshot entry is a relative symlink to ``blobs/<sha256>``."""
     repo_dir = cache_dir / f"models--{repo_id.replace('/', '--')}"
     snap = repo_dir / "snapshots" / commit
     for name, data in files.items():
         target = snap / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data.read_bytes() if isinstance(data, Path) else data)
+        content = data.read_bytes() if isinstance(data, Path) else data
+        if blobs:
+            blob = repo_dir / "blobs" / hashlib.sha256(content).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(content)
+            target.symlink_to(os.path.relpath(blob, target.parent))
+        else:
+            target.write_bytes(content)
     (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
     (repo_dir / "refs" / revision).write_text(commit)
     return snap

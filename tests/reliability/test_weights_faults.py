@@ -185,9 +185,37 @@ def test_checksum_mismatch_names_file(tmp_path, model_dir):
     expect_error(WeightsError, lambda: style_models.load_style_model("mystyle", cache_dir=cache, registry=registry),
                  "checksum mismatch", "model.safetensors", sha256_file(weights))
     assert len(style_models._cache) == 0
+    assert not (snap / "model.safetensors").exists()   # evicted (see the next test)
+    fill_hub_cache(cache, "org/style", {"model.safetensors": weights})
     registry["mystyle"]["sha256"] = sha256_file(weights)  # the right checksum loads
     model = style_models.load_style_model("mystyle", cache_dir=cache, registry=registry)
     assert model.weights_path == snap / "model.safetensors"
+
+
+def test_checksum_mismatch_evicts_the_bad_copy(tmp_path, model_dir):
+    """A cached file that fails its pinned checksum is deleted (snapshot link and blob), so the
+    next call downloads it again instead of failing on the same copy forever."""
+    cache = tmp_path / "hub"
+    weights = model_dir / "model.safetensors"
+    corrupt = bytearray(weights.read_bytes())
+    corrupt[-1] ^= 0xFF
+    snap = fill_hub_cache(cache, "org/style", {"model.safetensors": bytes(corrupt),
+                                               "config.json": model_dir / "config.json"}, blobs=True)
+    link = snap / "model.safetensors"
+    blob = link.resolve()
+    assert link.is_symlink() and blob.parent.name == "blobs"
+    registry = {"mystyle": {"kind": "style", "repo_id": "org/style", "sha256": sha256_file(weights)}}
+    expect_error(WeightsError, lambda: style_models.load_style_model("mystyle", cache_dir=cache, registry=registry),
+                 "checksum mismatch", str(link), "removed from the Hub cache")
+    assert not link.exists() and not link.is_symlink() and not blob.exists()
+    assert (snap / "config.json").is_file()   # only the bad file goes
+    # Offline, the next call now says the file is not cached (online it would download it) ...
+    expect_error(WeightsError, lambda: style_models.load_style_model("mystyle", cache_dir=cache, registry=registry),
+                 "not in the cache", "model.safetensors")
+    # ... and a good download loads.
+    fill_hub_cache(cache, "org/style", {"model.safetensors": weights}, blobs=True)
+    model = style_models.load_style_model("mystyle", cache_dir=cache, registry=registry)
+    assert model.weights_path == link
 
 
 def test_half_downloaded_hub_file(tmp_path, model_dir):
