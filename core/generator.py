@@ -98,6 +98,7 @@ class NormStatistics:
 
     def __init__(self):
         self.stats: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._pending: dict = {}   # gathering: {module: (count, mean, sum of squared deviations)}
 
     @contextlib.contextmanager
     def record(self):
@@ -115,8 +116,54 @@ class NormStatistics:
         finally:
             _NORM_MODE.reset(token)
 
+    @contextlib.contextmanager
+    def gathering(self, region: tuple[int, int, int, int], crop_size: tuple[int, int], align: int):
+        """Exact statistics of an image too large for one pass, one norm layer per pass over its
+        tiles: layers that have statistics use them (frozen); the first layer without adds the
+        mean/variance of its input over ``region`` = (y0, y1, x0, x1) of the tile (input pixels
+        of a crop of ``crop_size``, padded by the generator to a multiple of ``align``; an end at
+        the crop's edge extends over that padding) to a running total, then stops the pass with
+        :class:`StatisticsGathered`. After the last tile, :meth:`finish_layer` stores the layer's
+        statistics. Regions of all tiles must partition the image."""
+        token = _NORM_MODE.set(("gather", self))
+        self._region = (region, crop_size, align)
+        try:
+            yield self
+        finally:
+            _NORM_MODE.reset(token)
+
+    def _add(self, module: nn.Module, x: torch.Tensor) -> None:
+        (y0, y1, x0, x1), (h, w), align = self._region
+        padded_h, padded_w = h + (-h) % align, w + (-w) % align
+        sy, sx = padded_h // x.shape[-2], padded_w // x.shape[-1]   # the layer's stride
+        part = x[..., y0 // sy:(None if y1 >= h else y1 // sy), x0 // sx:(None if x1 >= w else x1 // sx)]
+        var, mean = torch.var_mean(part.float(), dim=(2, 3), correction=0)       # (B, C)
+        n = part.shape[-2] * part.shape[-1]
+        mean, m2 = mean.double(), var.double() * n
+        total = self._pending.get(module)
+        if total is None:
+            self._pending[module] = (n, mean, m2)
+            return
+        # Chan et al.'s pairwise update: exact for any partition, stable in float64
+        n0, mean0, m20 = total
+        delta = mean - mean0
+        count = n0 + n
+        self._pending[module] = (count, mean0 + delta * (n / count), m20 + m2 + delta ** 2 * (n0 * n / count))
+
+    def finish_layer(self) -> bool:
+        """Store the layer gathered over all tiles; False when the pass gathered nothing (every
+        layer already had its statistics)."""
+        pending, self._pending = self._pending, {}
+        for module, (n, mean, m2) in pending.items():
+            self.stats[module] = (mean.float()[..., None, None], (m2 / n).float()[..., None, None])
+        return bool(pending)
+
     def __len__(self) -> int:
         return len(self.stats)
+
+
+class StatisticsGathered(Exception):
+    """Ends a :meth:`NormStatistics.gathering` pass: the rest of the network is not needed."""
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):
@@ -132,6 +179,11 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         if self.training or (mode is None and not _is_channels_last(x)):
             return super().forward(x)  # the native kernel: fastest for NCHW
         kind, store = mode if mode is not None else ("plain", None)
+        if kind == "gather":
+            if self not in store.stats:   # the layer this pass gathers: its share, then stop
+                store._add(self, x)
+                raise StatisticsGathered
+            kind = "frozen"
         if kind == "frozen":
             try:
                 mean, var = store.stats[self]

@@ -106,10 +106,33 @@ def test_memory_budget_batches_and_thumbnail_statistics():
     assert [s[0] for s in sizes] == [2, 2]  # two images per forward pass
     sizes.clear()
     budget_px = 120 * 120
-    out = stylize(g, _images(h=300, w=260), max_memory=bpp * budget_px)
+    out = stylize(g, _images(h=300, w=260), max_memory=bpp * budget_px, tile_statistics="thumbnail")
     assert out.shape == (1, 3, 300, 260)
     assert all(s[-1] * s[-2] <= budget_px for s in sizes)
     assert sizes[0][-2] < 300  # statistics from a downscaled copy: the whole image does not fit
+
+
+@pytest.mark.parametrize("config", [FAST_LIKE, JOHNSON_LIKE], ids=["fast", "johnson"])
+def test_images_over_the_budget_get_exact_statistics(config):
+    """An image several times over the memory budget: norm statistics gathered over the tiles make
+    the result equal the untiled one (the thumbnail shortcut does not), within the budget."""
+    g = _model(config)
+    x = _images(h=300, w=260)
+    bpp = g.activation_bytes_per_pixel(torch.float32)
+    budget_px = 120 * 120
+    whole = stylize(g, x, tile=None, dtype="fp32")
+    sizes = _record_forward_sizes(g)
+    calls = []
+    exact = stylize(g, x, max_memory=bpp * budget_px, dtype="fp32", progress=lambda d, t: calls.append((d, t)))
+    assert all(s[-1] * s[-2] <= budget_px for s in sizes)
+    torch.testing.assert_close(exact, whole, atol=1e-5, rtol=0)
+    thumbnail = stylize(g, x, max_memory=bpp * budget_px, dtype="fp32", tile_statistics="thumbnail")
+    assert (thumbnail - whole).abs().mean() > 100 * (exact - whole).abs().mean()
+    norms = sum(isinstance(m, torch.nn.InstanceNorm2d) for m in g.modules())
+    tiles = len(calls) // (norms + 1)
+    assert calls[-1] == (len(calls), len(calls)) and len(calls) == tiles * (norms + 1) and tiles > 1
+    with pytest.raises(InputError, match="tile_statistics"):
+        stylize(g, x, tile_statistics="approximate")
 
 
 def test_out_of_memory_halves_the_tile(monkeypatch):
