@@ -8,7 +8,7 @@ from ..core.errors import GanstyleError
 from ..core.hub import registry_names
 from ..core.images import bchw_to_comfy, comfy_to_bchw
 from ..core.models import default_style_model, load_style_model, local_style_models
-from ..core.stylize import release_device_copies, stylize
+from ..core.stylize import TILE_STATISTICS, release_device_copies, stylize
 from . import comfy_env
 
 NO_MODELS = "(no style models: put one in models/style_transfer or set hub_repo)"
@@ -62,6 +62,7 @@ class GANStylize:
         }, "optional": {
             "tile_size": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 64, "tooltip": "0 = automatic: whole images when they fit in memory, otherwise seamless tiles sized to the free memory. A number forces tiles of that many pixels (smaller tiles use less memory, at some speed cost)."}),
             "precision": (["auto", "fp32", "fp16", "bf16"], {"default": "auto", "tooltip": "auto = on NVIDIA GPUs fp16 for batches over 4 megapixels (faster there, half the memory) and fp32 below (faster for single images); on CPUs bf16 where AMX makes it ~2.7x faster (recent Xeons), else fp32."}),
+            "large_image_statistics": (list(TILE_STATISTICS), {"default": "exact", "tooltip": "Only for images too large for memory in one pass. exact: the model's normalisation statistics are gathered over the tiles, so the result is identical to an untiled run (several times slower on such images). thumbnail: statistics from a downscaled copy, one pass (faster, but colours and contrast can shift)."}),
         }}
 
     RETURN_TYPES = ("IMAGE",)
@@ -72,7 +73,8 @@ class GANStylize:
     DESCRIPTION = ("Stylises images with a trained style model in one forward pass, at any resolution: large "
                    "images are processed in seamless tiles in bounded memory (halved automatically on out-of-memory).")
 
-    def stylize(self, style_model, images, strength, preserve_color, tile_size=0, precision="auto"):
+    def stylize(self, style_model, images, strength, preserve_color, tile_size=0, precision="auto",
+                large_image_statistics="exact"):
         try:
             x = comfy_to_bchw(images)
             bar = comfy_env.Progress(1)
@@ -89,7 +91,7 @@ class GANStylize:
             try:
                 out = stylize(style_model, x, strength, preserve_color, tile=tile_size or "auto",
                               device=comfy_env.torch_device(), dtype=precision, progress=progress,
-                              cuda_graphs=False)
+                              cuda_graphs=False, tile_statistics=large_image_statistics)
             finally:
                 release_device_copies(style_model)
             return (bchw_to_comfy(out),)

@@ -119,6 +119,25 @@ def test_tiled_node_progress_and_cancel(comfy, saved_model):
         comfy_call(GANStylize, style_model=model, images=images, strength=1.0, preserve_color="none", tile_size=64)
 
 
+def test_image_over_the_memory_budget(comfy, saved_model, monkeypatch):
+    """An image too large for one pass: exact statistics (the default) give the untiled result,
+    the thumbnail option a different one."""
+    import ganstyle.core.stylize as engine
+
+    (model,) = comfy_call(LoadStyleModel, model="ink")
+    images = torch.rand(1, 150, 150, 3, generator=torch.Generator().manual_seed(3))
+    (whole,) = comfy_call(GANStylize, style_model=model, images=images, strength=1.0, preserve_color="none",
+                          precision="fp32")
+    bpp = model.generator.activation_bytes_per_pixel(torch.float32)
+    monkeypatch.setattr(engine, "memory_budget", lambda device: bpp * 80 * 80)   # < 150²
+    (exact,) = comfy_call(GANStylize, style_model=model, images=images, strength=1.0, preserve_color="none",
+                          precision="fp32")
+    (thumb,) = comfy_call(GANStylize, style_model=model, images=images, strength=1.0, preserve_color="none",
+                          precision="fp32", large_image_statistics="thumbnail")
+    torch.testing.assert_close(exact, whole, atol=2e-5, rtol=0)
+    assert (thumb - whole).abs().max() > 1e-3
+
+
 def test_load_from_hub_repo(comfy, saved_model, tmp_path):
     cache = tmp_path / "ComfyUI" / "models" / "style_transfer" / "hub"  # comfy_env.hub_cache_dir()
     fill_hub_cache(cache, "someone/ink", {"model.safetensors": saved_model / "model.safetensors",
