@@ -30,12 +30,13 @@ _SHRINK_MIN, _SHRINK_MAX = 0.1, 0.5
 
 
 def lbfgs(fn: Callable[[torch.Tensor], tuple[float, torch.Tensor]], x0: torch.Tensor, max_evals: int,
-          history_size: int = 20, first_step: float = 0.01) -> torch.Tensor:
+          history_size: int = 20, first_step: float = 0.01, step_size: float = 1.0) -> torch.Tensor:
     """Minimise ``fn`` from ``x0`` with at most ``max_evals`` calls of ``fn``; returns the best x.
 
     fn: x (n,) → (loss, gradient (n,)); it may raise to stop the run (the exception propagates).
     x0: (n,) float32 tensor on any device (not modified).
     first_step: size of the first step (a plain gradient step) as the mean |change| per value.
+    step_size: the step tried first along each quasi-Newton direction (1 = the full step).
     Memory: x, gradient, direction and ``history_size`` pairs of (n,) vectors.
     """
     if max_evals < 1:
@@ -50,7 +51,7 @@ def lbfgs(fn: Callable[[torch.Tensor], tuple[float, torch.Tensor]], x0: torch.Te
             step = first_step * x.numel() / max(float(grad.abs().sum()), 1e-30)
         else:
             direction = memory.direction(grad)
-            step = 1.0
+            step = step_size
         slope = torch.dot(grad, direction)   # < 0 for a descent direction; read after the next loss
         while True:
             candidate = x + step * direction

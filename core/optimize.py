@@ -97,8 +97,8 @@ class OptimizeOptions:
                               "up to long_side (>= long_side: a single scale)")
     min_steps: int = bounded(20, 1, 100_000, doc="fewest loss evaluations at any scale")
     optimizer: str = bounded("lbfgs", choices=OPTIMIZERS, doc="L-BFGS (best) or Adam")
-    lr: float = bounded(0.0, 0.0, 10.0, doc="step size; 0 = the optimiser's default "
-                        "(L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units)")
+    lr: float = bounded(0.0, 0.0, 10.0, doc="step size; 0 = the optimiser's default (L-BFGS 1.0, "
+                        "the full quasi-Newton step; Adam 0.02 in [0, 1] pixel units)")
     content_weight: float = bounded(1.0, 0.0, 1e6, doc="weight of the relative relu4_2 error")
     style_weight: float = bounded(1.0, 0.0, 1e6, doc="weight of the relative Gram error")
     tv_weight: float = bounded(0.1, 0.0, 1e6, doc="weight of total variation (mean |pixel step|)")
@@ -257,7 +257,8 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
 
         try:
             values = lbfgs(loss_and_grad, x0.flatten(), steps,
-                           options.history_size or _auto_history(x0.numel(), x0.device), first_step=_FIRST_STEP)
+                           options.history_size or _auto_history(x0.numel(), x0.device),
+                           first_step=_FIRST_STEP, step_size=options.lr or 1.0)
         except _StopEarly:
             return last   # the image of the last evaluation, whose loss the callback accepted
         return values.view(x0.shape)

@@ -88,3 +88,14 @@ def test_exceptions_from_fn_propagate():
 
     with pytest.raises(Stop):
         lbfgs(stop_on_third, torch.ones(3), max_evals=10)
+
+
+def test_step_size_scales_the_quasi_newton_step():
+    """On a quadratic the full step (1.0) converges at once after the first pairs; half steps
+    leave the error halving per iteration."""
+    def bowl(x):
+        return float((x * x).sum()), 2 * x
+
+    full = lbfgs(bowl, torch.full((4,), 1.0), max_evals=6)
+    half = lbfgs(bowl, torch.full((4,), 1.0), max_evals=6, step_size=0.5)
+    assert float(full.abs().max()) < 1e-6 < float(half.abs().max())
