@@ -2,6 +2,7 @@
 not installed (tests, library use), so the pack always imports."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -115,3 +116,15 @@ def user_error(e: Exception) -> Exception:
     if isinstance(e, GanstyleError):
         return ValueError(f"[ganstyle] {e}")
     return e
+
+
+def reports_user_errors(method):
+    """Decorator for node functions: our own input errors (:class:`GanstyleError`) reach the
+    ComfyUI UI as a one-line ``[ganstyle] …`` message (see :func:`user_error`)."""
+    @functools.wraps(method)
+    def node_function(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except GanstyleError as e:
+            raise user_error(e) from e
+    return node_function

@@ -1,9 +1,6 @@
 """LoadVGGEncoder and StyleFeatures nodes: thin wrappers over core.vgg / core.features."""
 from __future__ import annotations
 
-import torch
-
-from ..core.errors import GanstyleError
 from ..core.features import blend_style_features, compute_style_features
 from ..core.hub import registry_names
 from ..core.images import comfy_to_bchw
@@ -27,13 +24,11 @@ class LoadVGGEncoder:
     CATEGORY = comfy_env.CATEGORY
     DESCRIPTION = "Loads a frozen VGG16/VGG19 feature encoder (safetensors only) on ComfyUI's device."
 
+    @comfy_env.reports_user_errors
     def load(self, weights, dtype):
-        try:
-            return (load_vgg_encoder(weights, dtype=dtype, device=comfy_env.torch_device(),
-                                     cache_dir=comfy_env.hub_cache_dir(),
-                                     search_dirs=comfy_env.model_dirs("vgg")),)
-        except GanstyleError as e:
-            raise comfy_env.user_error(e) from e
+        return (load_vgg_encoder(weights, dtype=dtype, device=comfy_env.torch_device(),
+                                 cache_dir=comfy_env.hub_cache_dir(),
+                                 search_dirs=comfy_env.model_dirs("vgg")),)
 
 
 class StyleFeaturesNode:
@@ -54,12 +49,10 @@ class StyleFeaturesNode:
     CATEGORY = comfy_env.CATEGORY
     DESCRIPTION = "Computes the style statistics (Gram matrices, mean/std) of style images; several images are blended."
 
+    @comfy_env.reports_user_errors
     def compute(self, encoder, style_images, style_size, blend_weights=""):
-        try:
-            weights = parse_weights(blend_weights)
-            return (compute_style_features(encoder, comfy_to_bchw(style_images), weights, style_size=style_size),)
-        except GanstyleError as e:
-            raise comfy_env.user_error(e) from e
+        weights = parse_weights(blend_weights)
+        return (compute_style_features(encoder, comfy_to_bchw(style_images), weights, style_size=style_size),)
 
 
 class BlendStyleFeatures:
@@ -78,11 +71,9 @@ class BlendStyleFeatures:
     CATEGORY = comfy_env.CATEGORY
     DESCRIPTION = "Mixes two styles (each measured at its own size) into one, by weight."
 
+    @comfy_env.reports_user_errors
     def blend(self, style_a, style_b, weight_a):
-        try:
-            return (blend_style_features([style_a, style_b], [weight_a, 1.0 - weight_a]),)
-        except GanstyleError as e:
-            raise comfy_env.user_error(e) from e
+        return (blend_style_features([style_a, style_b], [weight_a, 1.0 - weight_a]),)
 
 
 def parse_weights(text: str) -> list[float] | None:

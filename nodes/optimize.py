@@ -1,7 +1,6 @@
 """OptimizeStylize node: a thin wrapper over core.optimize (Gatys et al. optimisation)."""
 from __future__ import annotations
 
-from ..core.errors import GanstyleError
 from ..core.images import bchw_to_comfy, comfy_to_bchw
 from ..core.optimize import INITS, OPTIMIZERS, OptimizeOptions, optimize_stylize
 from ..core.color import COLOR_MODES
@@ -41,26 +40,24 @@ class OptimizeStylize:
                    "features match the content and the style's Gram matrices. Slowest mode, best quality; "
                    "works at print sizes (coarse to fine, tiled when memory is short). Cancel stops it at the next step.")
 
+    @comfy_env.reports_user_errors
     def stylize(self, encoder, content, style, steps, long_side, content_weight, style_weight, tv_weight,
                 init, preserve_color, seed, optimizer=_DEFAULTS.optimizer, start_side=_DEFAULTS.start_side,
                 preview_every=10):
-        try:
-            options = OptimizeOptions(
-                steps=steps, long_side=long_side, start_side=start_side, optimizer=optimizer,
-                content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-                init=init, color_mode=preserve_color, seed=seed % 2**63, preview_every=preview_every)
-            bar = None
+        options = OptimizeOptions(
+            steps=steps, long_side=long_side, start_side=start_side, optimizer=optimizer,
+            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+            init=init, color_mode=preserve_color, seed=seed % 2**63, preview_every=preview_every)
+        bar = None
 
-            def progress(step, total, losses, preview):
-                nonlocal bar
-                comfy_env.throw_if_interrupted()   # the user's Cancel: raises, stops at this step
-                bar = bar or comfy_env.Progress(total)
-                bar.update(step, preview)
+        def progress(step, total, losses, preview):
+            nonlocal bar
+            comfy_env.throw_if_interrupted()   # the user's Cancel: raises, stops at this step
+            bar = bar or comfy_env.Progress(total)
+            bar.update(step, preview)
 
-            images = optimize_stylize(encoder, comfy_to_bchw(content), style, options, progress=progress)
-            return (bchw_to_comfy(images),)
-        except GanstyleError as e:
-            raise comfy_env.user_error(e) from e
+        images = optimize_stylize(encoder, comfy_to_bchw(content), style, options, progress=progress)
+        return (bchw_to_comfy(images),)
 
 
 NODE_CLASS_MAPPINGS = {"OptimizeStylize": OptimizeStylize}

@@ -38,17 +38,15 @@ class LoadStyleModel:
     DESCRIPTION = ("Loads a trained style model (model.safetensors + config.json; the config is validated and "
                    "nothing is executed) from the registry, models/style_transfer or the Hugging Face Hub.")
 
+    @comfy_env.reports_user_errors
     def load(self, model, hub_repo=""):
         ref = (hub_repo or "").strip() or model
-        try:
-            if ref == NO_MODELS:
-                raise GanstyleError("no style model selected: put a model folder (model.safetensors + "
-                                    "config.json) in models/style_transfer, or set hub_repo")
-            return (load_style_model(ref, device=comfy_env.offload_device(), dtype=torch.float32,
-                                     cache_dir=comfy_env.hub_cache_dir(),
-                                     search_dirs=comfy_env.model_dirs("style")),)
-        except GanstyleError as e:
-            raise comfy_env.user_error(e) from e
+        if ref == NO_MODELS:
+            raise GanstyleError("no style model selected: put a model folder (model.safetensors + "
+                                "config.json) in models/style_transfer, or set hub_repo")
+        return (load_style_model(ref, device=comfy_env.offload_device(), dtype=torch.float32,
+                                 cache_dir=comfy_env.hub_cache_dir(),
+                                 search_dirs=comfy_env.model_dirs("style")),)
 
 
 class GANStylize:
@@ -73,30 +71,28 @@ class GANStylize:
     DESCRIPTION = ("Stylises images with a trained style model in one forward pass, at any resolution: large "
                    "images are processed in seamless tiles in bounded memory (halved automatically on out-of-memory).")
 
+    @comfy_env.reports_user_errors
     def stylize(self, style_model, images, strength, preserve_color, tile_size=0, precision="auto",
                 large_image_statistics="exact"):
-        try:
-            x = comfy_to_bchw(images)
-            bar = comfy_env.Progress(1)
+        x = comfy_to_bchw(images)
+        bar = comfy_env.Progress(1)
 
-            def progress(done: int, total: int) -> None:
-                comfy_env.throw_if_interrupted()
-                bar.total = max(1, total)
-                bar.update(done)
-
+        def progress(done: int, total: int) -> None:
             comfy_env.throw_if_interrupted()
-            # ComfyUI runs nodes under inference_mode; core.stylize needs no autograd, so that is fine.
-            # The model stays on the offload device; stylize() makes the device copy, dropped after
-            # the run so nothing is left on the GPU (CUDA graphs only pay off when kept, so: off).
-            try:
-                out = stylize(style_model, x, strength, preserve_color, tile=tile_size or "auto",
-                              device=comfy_env.torch_device(), dtype=precision, progress=progress,
-                              cuda_graphs=False, tile_statistics=large_image_statistics)
-            finally:
-                release_device_copies(style_model)
-            return (bchw_to_comfy(out),)
-        except GanstyleError as e:
-            raise comfy_env.user_error(e) from e
+            bar.total = max(1, total)
+            bar.update(done)
+
+        comfy_env.throw_if_interrupted()
+        # ComfyUI runs nodes under inference_mode; core.stylize needs no autograd, so that is fine.
+        # The model stays on the offload device; stylize() makes the device copy, dropped after
+        # the run so nothing is left on the GPU (CUDA graphs only pay off when kept, so: off).
+        try:
+            out = stylize(style_model, x, strength, preserve_color, tile=tile_size or "auto",
+                          device=comfy_env.torch_device(), dtype=precision, progress=progress,
+                          cuda_graphs=False, tile_statistics=large_image_statistics)
+        finally:
+            release_device_copies(style_model)
+        return (bchw_to_comfy(out),)
 
 
 NODE_CLASS_MAPPINGS = {"LoadStyleModel": LoadStyleModel, "GANStylize": GANStylize}
