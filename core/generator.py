@@ -90,10 +90,10 @@ class NormStatistics:
     (B, C, 1, 1) float32.
 
     >>> stats = NormStatistics()
-    >>> with stats.record():
-    ...     _ = model(whole_image)          # doctest: +SKIP
-    >>> with stats.frozen():
-    ...     tile_out = model(tile)          # doctest: +SKIP  (uses the whole image's statistics)
+    >>> with stats.record():              # doctest: +SKIP
+    ...     _ = model(whole_image)
+    >>> with stats.frozen():              # doctest: +SKIP
+    ...     tile_out = model(tile)          # uses the whole image's statistics
     """
 
     def __init__(self):
@@ -101,22 +101,21 @@ class NormStatistics:
         self._pending: dict = {}   # gathering: {module: (count, mean, sum of squared deviations)}
 
     @contextlib.contextmanager
+    def _mode(self, kind: str):
+        token = _NORM_MODE.set((kind, self))
+        try:
+            yield self
+        finally:
+            _NORM_MODE.reset(token)
+
     def record(self):
-        token = _NORM_MODE.set(("record", self))
-        try:
-            yield self
-        finally:
-            _NORM_MODE.reset(token)
+        """Norm layers normalise as usual and store their statistics here."""
+        return self._mode("record")
 
-    @contextlib.contextmanager
     def frozen(self):
-        token = _NORM_MODE.set(("frozen", self))
-        try:
-            yield self
-        finally:
-            _NORM_MODE.reset(token)
+        """Norm layers normalise with the statistics stored here."""
+        return self._mode("frozen")
 
-    @contextlib.contextmanager
     def gathering(self, region: tuple[int, int, int, int], crop_size: tuple[int, int], align: int):
         """Exact statistics of an image too large for one pass, one norm layer per pass over its
         tiles: layers that have statistics use them (frozen); the first layer without adds the
@@ -125,12 +124,8 @@ class NormStatistics:
         the crop's edge extends over that padding) to a running total, then stops the pass with
         :class:`StatisticsGathered`. After the last tile, :meth:`finish_layer` stores the layer's
         statistics. Regions of all tiles must partition the image."""
-        token = _NORM_MODE.set(("gather", self))
         self._region = (region, crop_size, align)
-        try:
-            yield self
-        finally:
-            _NORM_MODE.reset(token)
+        return self._mode("gather")
 
     def _add(self, module: nn.Module, x: torch.Tensor) -> None:
         (y0, y1, x0, x1), (h, w), align = self._region

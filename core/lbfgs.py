@@ -44,7 +44,7 @@ def lbfgs(fn: Callable[[torch.Tensor], tuple[float, torch.Tensor]], x0: torch.Te
     x = x0.detach().clone()
     loss, grad = fn(x)
     evals = 1
-    memory = _History(history_size, x)
+    memory = _History(history_size)
     while evals < max_evals:
         if memory.empty:   # no curvature known yet: a gradient step of the requested size
             direction = grad.neg()
@@ -76,7 +76,7 @@ class _History:
     buffer: slot i holds s in row i and y in row size + i), with the slot-by-slot products SᵀY and
     YᵀY and each slot's age, all on the device. Empty slots hold zeros and drop out of the sums."""
 
-    def __init__(self, size: int, like: torch.Tensor):
+    def __init__(self, size: int):
         self.size = max(1, size)
         self.rows = None
         self.count = 0                    # pairs stored so far (the next pair's age)

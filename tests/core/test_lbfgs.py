@@ -27,7 +27,7 @@ def test_compact_direction_equals_two_loop(added):
     n = 40
     a = torch.randn(n, n, generator=g, dtype=torch.float64)
     hessian = (a @ a.T + n * torch.eye(n, dtype=torch.float64)).float()
-    history, pairs = _History(5, None), []
+    history, pairs = _History(5), []
     for _ in range(added):
         s = torch.randn(n, generator=g)
         history.add(s, hessian @ s)
@@ -38,7 +38,7 @@ def test_compact_direction_equals_two_loop(added):
 
 
 def test_pairs_without_positive_curvature_are_skipped():
-    history = _History(3, None)
+    history = _History(3)
     history.add(torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 0.0]))   # s·y < 0
     assert history.empty
     history.add(torch.tensor([1.0, 0.0]), torch.tensor([2.0, 0.0]))
