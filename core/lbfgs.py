@@ -57,12 +57,12 @@ def lbfgs(fn: Callable[[torch.Tensor], tuple[float, torch.Tensor]], x0: torch.Te
             candidate = x + step * direction
             new_loss, new_grad = fn(candidate)
             evals += 1
-            decrease = _ARMIJO * step * float(slope)
-            if new_loss <= loss + decrease or evals >= max_evals:
+            slope = float(slope)   # one read-back, once the loss is in (then a plain number)
+            if new_loss <= loss + _ARMIJO * step * slope or evals >= max_evals:
                 break
             # Backtrack to the minimum of the quadratic through loss, slope and new_loss.
-            curve = new_loss - loss - step * float(slope)
-            shrink = -float(slope) * step / (2 * curve) if curve > 0 else _SHRINK_MAX
+            curve = new_loss - loss - step * slope
+            shrink = -slope * step / (2 * curve) if curve > 0 else _SHRINK_MAX
             step *= min(_SHRINK_MAX, max(_SHRINK_MIN, shrink))
         if not new_loss <= loss:   # budget ran out inside a failed line search: keep the better x
             break
