@@ -20,6 +20,10 @@ How it stays fast, bounded and resolution-independent:
   form of the L-BFGS matrix (a few matrix-vector products, nothing read back from the device), and
   the first step is a gradient step of ~1 % of the pixel range, instead of a tiny step the line
   search must grow over several evaluations.
+* **Preconditioned.** L-BFGS optimises z with the image x = x0 + W·z, W a fixed low-pass filter
+  (:class:`SpectralPreconditioner`): on raw pixels it first spends many steps learning that broad
+  changes are cheap and fine ones stiff; through W it starts out knowing, and needs ~20 % fewer
+  evaluations for the same loss (up to a third fewer early in a run).
 * **Fast evaluations on a GPU.** Under mixed precision the VGG pass runs in bf16 channels-last and
   so do the Gram products (on the channels-last features as they are, no layout copy); each
   scale's evaluation (forward, losses, backward) is captured once as a CUDA graph and replayed.
@@ -76,6 +80,10 @@ _ESTIMATE_SAFETY = 1.3
 _RANGE_PENALTY = 100.0
 # Mean size of the first L-BFGS step (a gradient step) per pixel value.
 _FIRST_STEP = 0.01
+# The spectral preconditioner's frequency scale (cycles/px) and steepness (SpectralPreconditioner).
+_PRECONDITION_CUTOFF = 0.05
+_PRECONDITION_EXPONENT = 0.5
+PRECONDITIONERS = ("spectral", "none")
 
 
 class StyleTransferCancelled(Exception):
@@ -118,6 +126,9 @@ class OptimizeOptions:
                              "(tile only when one pass would not fit the memory budget)")
     cuda_graph: bool = bounded(True, doc="on CUDA, replay each scale's loss evaluation as a CUDA "
                                "graph (faster; falls back to plain evaluation if capture fails)")
+    precondition: str = bounded("spectral", choices=PRECONDITIONERS, doc="L-BFGS: 'spectral' "
+                                "optimises through a low-pass filter that lets large areas move as "
+                                "fast as fine detail (fewer steps for the same loss); 'none': raw pixels")
     history_size: int = bounded(0, 0, 200, doc="L-BFGS history length, each entry 2 image-sized "
                                 "vectors; 0 = auto: 20 on a GPU, on a CPU up to 100 (as many as "
                                 "fit a quarter of the memory budget, at least 10)")
@@ -246,22 +257,25 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
     x0 = x0.detach().contiguous()
     if options.optimizer == "lbfgs":
         last = x0
+        smooth = (SpectralPreconditioner(x0.shape[-2], x0.shape[-1], x0.device)
+                  if options.precondition == "spectral" else (lambda v: v))
 
-        def loss_and_grad(values: torch.Tensor) -> tuple[float, torch.Tensor]:
+        def loss_and_grad(z: torch.Tensor) -> tuple[float, torch.Tensor]:
+            # L-BFGS runs on z, the image being x0 + W·z: ∂loss/∂z = Wᵀ·∂loss/∂x = W·∂loss/∂x.
             nonlocal last
-            image = values.view(x0.shape).detach().requires_grad_(True)
+            image = (x0 + smooth(z.view(x0.shape))).detach().requires_grad_(True)
             losses = objective.evaluate(image)
             last = image.detach()
             counter.step(losses, last)
-            return losses["total"], image.grad.view(-1)
+            return losses["total"], smooth(image.grad).view(-1)
 
         try:
-            values = lbfgs(loss_and_grad, x0.flatten(), steps,
-                           options.history_size or _auto_history(x0.numel(), x0.device),
-                           first_step=_FIRST_STEP, step_size=options.lr or 1.0)
+            z = lbfgs(loss_and_grad, torch.zeros_like(x0).flatten(), steps,
+                      options.history_size or _auto_history(x0.numel(), x0.device),
+                      first_step=_FIRST_STEP, step_size=options.lr or 1.0)
         except _StopEarly:
             return last   # the image of the last evaluation, whose loss the callback accepted
-        return values.view(x0.shape)
+        return x0 + smooth(z.view(x0.shape))
 
     x = x0.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=options.lr or 0.02)
@@ -275,6 +289,43 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
     except _StopEarly:
         pass
     return x.detach()
+
+
+class SpectralPreconditioner:
+    """The symmetric low-pass filter W that L-BFGS sees the image through (x = x0 + W·z).
+
+    W scales each spatial frequency f (cycles per pixel) by ``(1 + (f / cutoff)²)^(-exponent/2)``:
+    1 for flat areas, 0.32 for the finest stripes (a 2 px period). Gradient methods on raw pixels move fine detail
+    first and large areas slowly (the loss is much stiffer along high frequencies); L-BFGS only
+    learns that from its few history pairs. Through W it starts from an estimate that already
+    trusts coarse changes more (the Sobolev gradient), so it needs fewer evaluations for the
+    same loss. Measured at 384 px (Garden.jpg / Elephants.jpg, fp32): the losses that
+    ``torch.optim.LBFGS`` reaches after 100 / 200 / 300 evaluations take 68 / 157 / 266
+    evaluations through W and 96 / 205 / 338 on raw pixels (exponent 0.25 or 1: 317 or 297 for
+    the last; cutoff 0.1: 276).
+    The cutoff is in cycles per pixel because the stiffness comes from VGG's pixel-sized filters:
+    the same W fits every resolution. W is real and even in frequency, so Wᵀ = W.
+
+    images: (..., height, width) float32 → same shape.
+
+    >>> w = SpectralPreconditioner(8, 8, torch.device("cpu"))
+    >>> flat = torch.ones(1, 3, 8, 8)
+    >>> torch.allclose(w(flat), flat)        # DC passes unchanged
+    True
+    >>> checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1
+    >>> round(float(w(checker).abs().max()), 2)   # the finest pattern is damped
+    0.27
+    """
+
+    def __init__(self, height: int, width: int, device: torch.device,
+                 cutoff: float = _PRECONDITION_CUTOFF, exponent: float = _PRECONDITION_EXPONENT):
+        fy = torch.fft.fftfreq(height, device=device)[:, None]
+        fx = torch.fft.rfftfreq(width, device=device)[None, :]
+        self.size = (height, width)
+        self.gain = (1 + (fy ** 2 + fx ** 2) / cutoff ** 2) ** (-exponent / 2)   # (height, width//2+1)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.fft.irfft2(torch.fft.rfft2(images) * self.gain, s=self.size)
 
 
 def _auto_history(values: int, device: torch.device) -> int:
