@@ -38,8 +38,8 @@ How it stays fast, bounded and resolution-independent:
   overlap by the encoder's receptive-field radius and start on multiples of its total stride, so
   the tiled loss and gradient are *the same* as the untiled ones (up to float rounding), while
   peak memory is that of one tile plus O(pixels) for the image, its gradient and the L-BFGS
-  history (``history_size`` pairs of image-sized vectors: by default 20 on a GPU, on a CPU up to
-  100 within a quarter of the budget).
+  history (``history_size`` pairs of image-sized vectors: by default 20, on a CPU fewer if 20
+  would not fit a quarter of the budget).
 * **Mixed precision.** ``mixed_precision="auto"`` runs the VGG forward/backward and the Gram
   products under bf16 autocast in channels-last layout where that is fast: CUDA GPUs with bf16,
   and CPUs with AMX (measured 2.2x faster per evaluation than fp32 on such a CPU). The products
@@ -130,8 +130,8 @@ class OptimizeOptions:
                                 "optimises through a low-pass filter that lets large areas move as "
                                 "fast as fine detail (fewer steps for the same loss); 'none': raw pixels")
     history_size: int = bounded(0, 0, 200, doc="L-BFGS history length, each entry 2 image-sized "
-                                "vectors; 0 = auto: 20 on a GPU, on a CPU up to 100 (as many as "
-                                "fit a quarter of the memory budget, at least 10)")
+                                "vectors; 0 = auto: 20 (on a CPU as many as fit a quarter of the "
+                                "memory budget, 10 to 20)")
 
     def validate(self) -> None:
         w = self.style_layer_weights
@@ -329,14 +329,14 @@ class SpectralPreconditioner:
 
 
 def _auto_history(values: int, device: torch.device) -> int:
-    """L-BFGS history length. On a GPU 20 pairs: each pair costs ~3 % of a 1024 px iteration there
-    (three passes over the history per iteration) and more did not pay (H100, 1024 px, fp32: the
-    baseline's loss after 275 evaluations with 20 pairs, 274 with 100). On a CPU the history is
-    cheap next to a VGG pass: up to 100 pairs (256 px: 277 evaluations instead of 286), as many as
-    fit a quarter of the memory budget (at least 10)."""
+    """L-BFGS history length: 20 pairs. Each iteration makes three passes over the history, and
+    more pairs did not pay: H100, 1024 px, fp32: the baseline's loss after 275 evaluations with 20
+    pairs, 274 with 100; CPU, 384 px, bf16, preconditioned: 245 and 243. On a CPU 100 pairs made
+    every evaluation 12 % (512 px) to 20 % (1024 px) slower. On a CPU at most as many pairs as fit a
+    quarter of the memory budget (at least 10)."""
     if device.type == "cuda":
         return 20
-    return int(min(100, max(10, memory_budget(device) // 4 // (2 * 4 * values))))
+    return int(min(20, max(10, memory_budget(device) // 4 // (2 * 4 * values))))
 
 
 class _StopEarly(Exception):
