@@ -295,9 +295,9 @@ class SpectralPreconditioner:
     """The symmetric low-pass filter W that L-BFGS sees the image through (x = x0 + W·z).
 
     W scales each spatial frequency f (cycles per pixel) by ``(1 + (f / cutoff)²)^(-exponent/2)``:
-    1 for flat areas, 0.32 for the finest stripes (a 2 px period). Gradient methods on raw pixels move fine detail
-    first and large areas slowly (the loss is much stiffer along high frequencies); L-BFGS only
-    learns that from its few history pairs. Through W it starts from an estimate that already
+    1 for flat areas, 0.32 for the finest stripes (a 2 px period). Gradient methods on raw pixels
+    move fine detail first and large areas slowly (the loss is much stiffer along high
+    frequencies); L-BFGS only learns that from its few history pairs. Through W it starts from an estimate that already
     trusts coarse changes more (the Sobolev gradient), so it needs fewer evaluations for the
     same loss. Measured at 384 px (Garden.jpg / Elephants.jpg, fp32): the losses that
     ``torch.optim.LBFGS`` reaches after 100 / 200 / 300 evaluations take 68 / 157 / 266
