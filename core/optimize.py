@@ -17,9 +17,11 @@ How it stays fast, bounded and resolution-independent:
   detail. The first scale starts from ``init``; each later one from the content of its own size
   plus the upsampled stylisation (result − content) of the scale before.
 * **A lean L-BFGS** (:mod:`ganstyle.core.lbfgs`): the search direction comes from the compact
-  form of the L-BFGS matrix (a few matrix-vector products, nothing read back from the device), and
-  the first step is a gradient step of ~1 % of the pixel range, instead of a tiny step the line
-  search must grow over several evaluations.
+  form of the L-BFGS matrix (a few matrix-vector products, nothing read back from the device);
+  each iteration queues the next direction before the host waits for the loss (as if the step
+  will be accepted, which it almost always is), so a GPU does not sit idle while the host
+  decides; and the first step is a gradient step of ~1 % of the pixel range, instead of a tiny
+  step the line search must grow over several evaluations.
 * **Preconditioned.** L-BFGS optimises z with the image x = x0 + W·z, W a fixed low-pass filter
   (:class:`SpectralPreconditioner`): on raw pixels it first spends many steps learning that broad
   changes are cheap and fine ones stiff; through W it starts out knowing, and needs 15–20 % fewer
@@ -260,14 +262,18 @@ def _run_optimizer(objective: "StyleObjective", x0: torch.Tensor, steps: int, op
         smooth = (SpectralPreconditioner(x0.shape[-2], x0.shape[-1], x0.device)
                   if options.precondition == "spectral" else (lambda v: v))
 
-        def loss_and_grad(z: torch.Tensor) -> tuple[float, torch.Tensor]:
+        def loss_and_grad(z: torch.Tensor) -> tuple[Callable[[], float], torch.Tensor]:
             # L-BFGS runs on z, the image being x0 + W·z: ∂loss/∂z = Wᵀ·∂loss/∂x = W·∂loss/∂x.
-            nonlocal last
             image = (x0 + smooth(z.view(x0.shape))).detach().requires_grad_(True)
-            losses = objective.evaluate(image)
-            last = image.detach()
-            counter.step(losses, last)
-            return losses["total"], smooth(image.grad).view(-1)
+            pending = objective.evaluate_later(image)
+
+            def total() -> float:   # lbfgs() calls it once it has queued its next device work
+                nonlocal last
+                losses = pending()
+                last = image.detach()
+                counter.step(losses, last)
+                return losses["total"]
+            return total, smooth(image.grad).view(-1)
 
         try:
             z = lbfgs(loss_and_grad, torch.zeros_like(x0).flatten(), steps,
@@ -467,6 +473,12 @@ class StyleObjective:
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self, image: torch.Tensor) -> dict[str, float]:
+        return self.evaluate_later(image)()
+
+    def evaluate_later(self, image: torch.Tensor) -> Callable[[], dict[str, float]]:
+        """Like :meth:`evaluate`, but the losses come from the returned function, which waits for
+        the device only when called: the caller can queue more GPU work first. ``image.grad`` is
+        set (as a queued result) before this returns."""
         if image.is_leaf:   # the common case: the gradient goes straight to image.grad (replaced)
             image.grad = None
             return self._evaluate_leaf(image)
@@ -478,19 +490,15 @@ class StyleObjective:
             torch.autograd.backward(image, x.grad)
         return losses
 
-    def _evaluate_leaf(self, x: torch.Tensor) -> dict[str, float]:
+    def _evaluate_leaf(self, x: torch.Tensor) -> Callable[[], dict[str, float]]:
         if self.tiles is None and x.requires_grad and self.use_graph and self._graph_ready(x):
             terms = self._evaluate_graphed(x)
         else:
             terms = self._terms(x)
             if x.requires_grad:
                 terms[0].backward()
-        # One read-back of all four numbers (each float() would wait for the device).
-        losses = dict(zip(("total", "content", "style", "tv"), terms.detach().tolist()))
-        if not math.isfinite(losses["total"]):
-            raise InputError(f"the loss became {losses['total']} (NaN/Inf); lower lr or use "
-                             f"mixed_precision='off'")
-        return losses
+        return _read_later(terms.detach())
+
 
     def _terms(self, x: torch.Tensor) -> torch.Tensor:
         """(4,) tensor: total, content, style and tv terms of x. Nothing is read back from the
@@ -530,7 +538,7 @@ class StyleObjective:
             static_x.copy_(x)
         self._graph.replay()
         x.grad = static_x.grad.clone()   # the next replay overwrites the static gradient
-        return static_terms              # read back by the caller before the next replay
+        return static_terms              # copied to the host (queued) before the next replay
 
     def _capture(self, x: torch.Tensor) -> None:
         static_x = x.detach().clone().requires_grad_(True)
@@ -589,6 +597,31 @@ class StyleObjective:
             share = self.style_weight * share + self.content_weight * diff_sq / (content_numel * self.content_scale)
             share.backward()
         return torch.tensor(content_sum / (content_numel * self.content_scale)), s_loss.detach()
+
+
+def _read_later(terms: torch.Tensor) -> Callable[[], dict[str, float]]:
+    """terms: (4,) total, content, style, tv on any device → a function returning them as floats.
+
+    One read-back of all four numbers (each float() would wait for the device). On CUDA the copy
+    to (pinned) host memory is queued at once, before later work can overwrite a CUDA graph's
+    output, and only the returned function waits for it."""
+    if terms.device.type == "cuda":
+        host = torch.empty(terms.shape, dtype=terms.dtype, pin_memory=True)
+        host.copy_(terms, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+    else:
+        host, copied = terms, None
+
+    def losses() -> dict[str, float]:
+        if copied is not None:
+            copied.synchronize()
+        result = dict(zip(("total", "content", "style", "tv"), host.tolist()))
+        if not math.isfinite(result["total"]):
+            raise InputError(f"the loss became {result['total']} (NaN/Inf); lower lr or use "
+                             f"mixed_precision='off'")
+        return result
+    return losses
 
 
 # ----------------------------------------------------------------------------------------------

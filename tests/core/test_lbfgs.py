@@ -42,7 +42,81 @@ def test_pairs_without_positive_curvature_are_skipped():
     history.add(torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 0.0]))   # s·y < 0
     assert history.empty
     history.add(torch.tensor([1.0, 0.0]), torch.tensor([2.0, 0.0]))
-    assert not history.empty and history.gamma == pytest.approx(0.5)
+    assert not history.empty and float(history.gamma) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("valid_before", [2, 3])   # the bad pair fills an empty slot / the oldest
+def test_later_pairs_without_positive_curvature_drop_out_of_the_direction(valid_before):
+    """A later pair with s·y <= 0 (or NaN in it) is blanked on the device: the direction is the
+    two-loop one over the pairs kept, with gamma from the newest good pair."""
+    g = torch.Generator().manual_seed(valid_before)
+    n = 12
+    a = torch.randn(n, n, generator=g, dtype=torch.float64)
+    hessian = (a @ a.T + n * torch.eye(n, dtype=torch.float64)).float()
+    history, pairs = _History(3), []
+    for _ in range(valid_before):
+        s = torch.randn(n, generator=g)
+        history.add(s, hessian @ s)
+        pairs.append((s, hessian @ s))
+    s = torch.randn(n, generator=g)
+    history.add(s, -s)                                    # negative curvature
+    kept = pairs[-2:]                                     # 3 slots: one now holds the blanked pair
+    grad = torch.randn(n, generator=g)
+    expected = _two_loop_reference(grad, kept)
+    torch.testing.assert_close(history.direction(grad).double(), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+    history.add(torch.full((n,), float("nan")), torch.ones(n))   # NaN: blanked, nothing poisoned
+    assert torch.isfinite(history.direction(grad)).all()
+    s, y = kept[-1]
+    assert float(history.gamma) == pytest.approx(float(s.dot(y) / y.dot(y)))
+
+
+def test_a_tentative_pair_is_used_at_once_and_a_discarded_one_leaves_no_trace():
+    """lbfgs() stores the pair of a step before it knows the step's loss: the direction then
+    includes it; discard() restores the old direction (no older pair was overwritten), commit()
+    keeps it."""
+    g = torch.Generator().manual_seed(7)
+    n = 16
+    a = torch.randn(n, n, generator=g, dtype=torch.float64)
+    hessian = (a @ a.T + n * torch.eye(n, dtype=torch.float64)).float()
+    pairs = [(s, hessian @ s) for s in torch.randn(5, n, generator=g)]
+    history = _History(3)
+    for s, y in pairs[:4]:                                  # the ring has wrapped
+        history.add(s, y)
+    grad = torch.randn(n, generator=g)
+    tolerance = dict(rtol=1e-5, atol=1e-6)
+    before = history.direction(grad)
+    torch.testing.assert_close(before.double(), _two_loop_reference(grad, pairs[1:4]), **tolerance)
+    history.add(*pairs[4], tentative=True)
+    torch.testing.assert_close(history.direction(grad).double(), _two_loop_reference(grad, pairs[2:5]), **tolerance)
+    history.discard()
+    torch.testing.assert_close(history.direction(grad), before, rtol=1e-6, atol=1e-7)
+    assert history.count == 4
+    history.add(*pairs[4], tentative=True)
+    history.commit()
+    assert history.count == 5
+    torch.testing.assert_close(history.direction(grad).double(), _two_loop_reference(grad, pairs[2:5]), **tolerance)
+
+
+def test_a_loss_given_as_a_callable_gives_the_same_run_and_is_read_once():
+    reads = []
+
+    def bowl(x, lazy):
+        loss = float((torch.arange(1.0, 7.0) * x * x).sum())
+        if not lazy:
+            return loss, 2 * torch.arange(1.0, 7.0) * x
+        reads.append(0)
+        index = len(reads) - 1
+
+        def read():
+            reads[index] += 1
+            return loss
+        return read, 2 * torch.arange(1.0, 7.0) * x
+
+    x0 = torch.linspace(-1, 1, 6)
+    eager = lbfgs(lambda x: bowl(x, False), x0, max_evals=15)
+    lazy = lbfgs(lambda x: bowl(x, True), x0, max_evals=15)
+    assert torch.equal(eager, lazy)
+    assert reads == [1] * 15
 
 
 def test_minimises_rosenbrock_within_budget():
