@@ -67,7 +67,7 @@ def lbfgs(fn: Callable[[torch.Tensor], tuple[Loss, torch.Tensor]], x0: torch.Ten
             step = step_size
         slope = _read_later(torch.dot(grad, direction))   # < 0 for a descent direction
         while True:
-            candidate = x + step * direction
+            candidate = torch.add(x, direction, alpha=step)
             new_loss, new_grad = fn(candidate)
             evals += 1
             # Queue the next iteration as if this step will be accepted, then wait for its loss.
@@ -140,14 +140,14 @@ class _History:
         """Store the pair number ``count`` (committed now, or by :meth:`commit` if ``tentative``)."""
         if self.tentative:
             raise RuntimeError("commit() or discard() the tentative pair first")
-        k, m = self.slots, self.size
+        k = self.slots
         if self.rows is None:
             self.rows = torch.zeros(2 * k, s.numel(), device=s.device, dtype=s.dtype)
             self.sy = torch.zeros(k, k, device=s.device, dtype=torch.float64)    # s_i·y_j
             self.yy = torch.zeros(k, k, device=s.device, dtype=torch.float64)    # y_i·y_j
             self.age = torch.full((k,), -1.0, device=s.device, dtype=torch.float64)
             self.gamma = torch.ones((), device=s.device, dtype=torch.float64)
-        slot = self.count % k   # the spare slot: its pair (if any) is older than the newest m
+        slot = self.count % k   # the spare slot: its pair (if any) is older than the newest `size`
         self.rows[slot].copy_(s)
         self.rows[k + slot].copy_(y)
         # One pass over the history gives every product with the new pair, its own s·y and y·y too.
