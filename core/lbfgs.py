@@ -4,8 +4,9 @@
 Python number back from the device for each (``alpha=-al[i]``): at 1024 px on an H100 that costs
 ~10 ms per iteration, as much as the VGG pass itself. Here the history is one (2m, n) matrix and
 the search direction comes from the *compact representation* of the L-BFGS matrix (Byrd, Nocedal
-& Schnabel, 1994): two matrix-vector products over the history plus m×m algebra, a handful of
-kernels whatever m is, and no value read back.
+& Schnabel, 1994): m×m algebra and two passes over the history per iteration (one product of
+[S; Y] with the new pair and the new gradient together, one with the direction's coefficients),
+a handful of kernels whatever m is, and no value read back.
 
 An iteration waits for the device once, for the loss, and not even then with an idle device:
 ``fn`` may hand the loss back as a callable that waits for it, and before calling it the next
@@ -73,7 +74,7 @@ def lbfgs(fn: Callable[[torch.Tensor], tuple[Loss, torch.Tensor]], x0: torch.Ten
             # Queue the next iteration as if this step will be accepted, then wait for its loss.
             ahead = None
             if not memory.empty and evals < max_evals:
-                memory.add(candidate - x, new_grad - grad, tentative=True)
+                memory.add(candidate - x, new_grad - grad, tentative=True, next_grad=new_grad)
                 ahead = memory.direction(new_grad)
             new_loss = _value(new_loss)
             slope = _value(slope)   # copied back meanwhile: no wait (then a plain number)
@@ -91,7 +92,7 @@ def lbfgs(fn: Callable[[torch.Tensor], tuple[Loss, torch.Tensor]], x0: torch.Ten
         if ahead is not None:
             memory.commit()
         elif evals < max_evals:
-            memory.add(candidate - x, new_grad - grad)
+            memory.add(candidate - x, new_grad - grad, next_grad=new_grad)
         x, loss, grad, direction = candidate, new_loss, new_grad, ahead
     return x
 
@@ -131,13 +132,17 @@ class _History:
         self.tentative = False    # whether pair number ``count`` is stored but not committed
         self.gamma = None         # H0 = gamma·I, gamma = s·y / y·y of the newest good pair
         self.next_gamma = None    # gamma once the tentative pair is committed
+        self._products_of = None  # (gradient, [S; Y]·gradient) computed by add()
 
     @property
     def empty(self) -> bool:
         return self.count == 0
 
-    def add(self, s: torch.Tensor, y: torch.Tensor, tentative: bool = False) -> None:
-        """Store the pair number ``count`` (committed now, or by :meth:`commit` if ``tentative``)."""
+    def add(self, s: torch.Tensor, y: torch.Tensor, tentative: bool = False,
+            next_grad: torch.Tensor | None = None) -> None:
+        """Store the pair number ``count`` (committed now, or by :meth:`commit` if ``tentative``).
+        With ``next_grad``, the same pass over the history also gives the products that
+        ``direction(next_grad)`` needs."""
         if self.tentative:
             raise RuntimeError("commit() or discard() the tentative pair first")
         k = self.slots
@@ -150,8 +155,12 @@ class _History:
         slot = self.count % k   # the spare slot: its pair (if any) is older than the newest `size`
         self.rows[slot].copy_(s)
         self.rows[k + slot].copy_(y)
-        # One pass over the history gives every product with the new pair, its own s·y and y·y too.
-        products = (self.rows @ torch.stack([s, y], 1)).double()   # (2k, 2): [S; Y]·[s, y]
+        # One pass over the history gives every product with the new pair, its own s·y and y·y too
+        # (and those with the next gradient: the history is read once, not twice, per iteration).
+        vectors = [s, y] if next_grad is None else [s, y, next_grad]
+        products = (self.rows @ torch.stack(vectors, 1)).double()   # (2k, 2|3): [S; Y]·[s, y(, g)]
+        self._products_of = (next_grad, products[:, 2]) if next_grad is not None else None
+        products = products[:, :2]
         sy, yy = products[slot, 1], products[k + slot, 1]
         valid = (sy > 1e-10 * yy) & (yy > 0)   # positive curvature along s (False for NaN, too)
         if self.count == 0 and not bool(valid):
@@ -159,6 +168,7 @@ class _History:
             # another plain gradient step instead of a quasi-Newton one.
             self.rows[slot].zero_()
             self.rows[k + slot].zero_()
+            self._products_of = None
             return
         # A later pair without positive curvature is blanked where it lies, on the device (zero
         # rows and products, age −1), so the host never waits for this check.
@@ -193,7 +203,10 @@ class _History:
         used = ((self.age >= 0) & (self.age > newest - self.size)).double()   # (k,) 1 = in use
         pair = used[:, None] * used[None, :]
         sy, yy = self.sy * pair, self.yy * pair
-        pq = (self.rows @ grad).double()                                    # [Sᵀg; Yᵀg]
+        if self._products_of is not None and self._products_of[0] is grad:
+            pq = self._products_of[1]                                        # from add()
+        else:
+            pq = (self.rows @ grad).double()                                # [Sᵀg; Yᵀg]
         p, q = pq[:k] * used, pq[k:] * used
         r = sy * (self.age[:, None] <= self.age[None, :])
         r = r + torch.diag(1 - used)                # identity rows for slots not in use

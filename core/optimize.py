@@ -40,8 +40,8 @@ How it stays fast, bounded and resolution-independent:
   overlap by the encoder's receptive-field radius and start on multiples of its total stride, so
   the tiled loss and gradient are *the same* as the untiled ones (up to float rounding), while
   peak memory is that of one tile plus O(pixels) for the image, its gradient and the L-BFGS
-  history (``history_size`` pairs of image-sized vectors: by default 20, on a CPU fewer if 20
-  would not fit a quarter of the budget).
+  history (``history_size`` pairs of image-sized vectors, and one spare: by default 20, on a CPU
+  fewer if 20 would not fit a quarter of the budget).
 * **Mixed precision.** ``mixed_precision="auto"`` runs the VGG forward/backward and the Gram
   products under bf16 autocast in channels-last layout where that is fast: CUDA GPUs with bf16,
   and CPUs with AMX (measured 2.2x faster per evaluation than fp32 on such a CPU). The products
@@ -335,7 +335,7 @@ class SpectralPreconditioner:
 
 
 def _auto_history(values: int, device: torch.device) -> int:
-    """L-BFGS history length: 20 pairs. Each iteration makes three passes over the history, and
+    """L-BFGS history length: 20 pairs. Each iteration makes two passes over the history, and
     more pairs did not pay: H100, 1024 px, fp32: the baseline's loss after 275 evaluations with 20
     pairs, 274 with 100; CPU, 384 px, bf16, preconditioned: 245 and 243. On a CPU 100 pairs made
     every evaluation 12 % (512 px) to 20 % (1024 px) slower. On a CPU at most as many pairs as fit a
@@ -404,9 +404,10 @@ class StyleObjective:
     """The loss of :func:`optimize_stylize` for one content image (1, 3, H, W) at one size.
 
     ``evaluate(x)`` takes an image (1, 3, H, W) that requires grad, fills ``x.grad`` and returns
-    the terms as floats: {"total", "content", "style", "tv"}. The VGG part is computed over the
-    whole image, or tile by tile when one pass would not fit the memory budget (see the module
-    docstring); both give the same numbers. Build it with :meth:`create`.
+    the terms as floats: {"total", "content", "style", "tv"}; ``evaluate_later(x)`` returns a
+    function giving them, so a caller can queue more device work before it waits. The VGG part
+    is computed over the whole image, or tile by tile when one pass would not fit the memory
+    budget (see the module docstring); both give the same numbers. Build it with :meth:`create`.
     """
 
     @classmethod

@@ -86,8 +86,9 @@ def test_a_tentative_pair_is_used_at_once_and_a_discarded_one_leaves_no_trace():
     tolerance = dict(rtol=1e-5, atol=1e-6)
     before = history.direction(grad)
     torch.testing.assert_close(before.double(), _two_loop_reference(grad, pairs[1:4]), **tolerance)
-    history.add(*pairs[4], tentative=True)
+    history.add(*pairs[4], tentative=True, next_grad=grad)   # products with grad in the same pass
     torch.testing.assert_close(history.direction(grad).double(), _two_loop_reference(grad, pairs[2:5]), **tolerance)
+    torch.testing.assert_close(history.direction(grad), history.direction(grad.clone()))   # cached = fresh
     history.discard()
     torch.testing.assert_close(history.direction(grad), before, rtol=1e-6, atol=1e-7)
     assert history.count == 4
