@@ -24,8 +24,9 @@ How it stays fast, bounded and resolution-independent:
   step the line search must grow over several evaluations.
 * **Preconditioned.** L-BFGS optimises z with the image x = x0 + W·z, W a fixed low-pass filter
   (:class:`SpectralPreconditioner`): on raw pixels it first spends many steps learning that broad
-  changes are cheap and fine ones stiff; through W it starts out knowing, and needs 15–20 % fewer
-  evaluations for the same loss (up to a third fewer early in a run; four image pairs measured).
+  changes are cheap and fine ones stiff; through W it starts out knowing, and needs 17–46 % fewer
+  evaluations for the same loss (four image pairs measured; at 1024 px the loss of 300
+  iterations of ``torch.optim.LBFGS`` took 156 on a CPU, 277 on raw pixels on an H100).
 * **Fast evaluations on a GPU.** Under mixed precision the VGG pass runs in bf16 channels-last and
   so do the Gram products (on the channels-last features as they are, no layout copy); each
   scale's evaluation (forward, losses, backward) is captured once as a CUDA graph and replayed.
