@@ -31,6 +31,8 @@ from typing import Callable, Union
 
 import torch
 
+from .device import read_later
+
 # Armijo's sufficient-decrease constant, and the range a backtracking step may shrink to.
 _ARMIJO = 1e-4
 _SHRINK_MIN, _SHRINK_MAX = 0.1, 0.5
@@ -66,7 +68,7 @@ def lbfgs(fn: Callable[[torch.Tensor], tuple[Loss, torch.Tensor]], x0: torch.Ten
         else:
             direction = memory.direction(grad) if direction is None else direction
             step = step_size
-        slope = _read_later(torch.dot(grad, direction))   # < 0 for a descent direction
+        slope = read_later(torch.dot(grad, direction))   # < 0 for a descent direction
         while True:
             candidate = torch.add(x, direction, alpha=step)
             new_loss, new_grad = fn(candidate)
@@ -99,22 +101,6 @@ def lbfgs(fn: Callable[[torch.Tensor], tuple[Loss, torch.Tensor]], x0: torch.Ten
 
 def _value(loss: Loss) -> float:
     return float(loss() if callable(loss) else loss)
-
-
-def _read_later(value: torch.Tensor) -> Callable[[], float]:
-    """A 0-dim tensor → a function returning it as a float. On CUDA the copy to the host is queued
-    now and waited for only when called, so reading it does not wait for work queued later."""
-    if value.device.type != "cuda":
-        return value.item
-    host = torch.empty((), dtype=value.dtype, pin_memory=True)
-    host.copy_(value, non_blocking=True)
-    copied = torch.cuda.Event()
-    copied.record()
-
-    def read() -> float:
-        copied.synchronize()
-        return host.item()
-    return read
 
 
 class _History:

@@ -65,6 +65,7 @@ import torch.nn.functional as F
 
 from .color import COLOR_MODES, apply_color_mode
 from .config import bounded, config_from_dict
+from .device import read_later
 from .errors import InputError
 from .features import StyleFeatures, gram_matrix
 from .lbfgs import lbfgs
@@ -507,8 +508,7 @@ class StyleObjective:
             terms = self._terms(x)
             if x.requires_grad:
                 terms[0].backward()
-        return _read_later(terms.detach())
-
+        return _losses_later(terms.detach())
 
     def _terms(self, x: torch.Tensor) -> torch.Tensor:
         """(4,) tensor: total, content, style and tv terms of x. Nothing is read back from the
@@ -609,24 +609,14 @@ class StyleObjective:
         return torch.tensor(content_sum / (content_numel * self.content_scale)), s_loss.detach()
 
 
-def _read_later(terms: torch.Tensor) -> Callable[[], dict[str, float]]:
-    """terms: (4,) total, content, style, tv on any device → a function returning them as floats.
-
-    One read-back of all four numbers (each float() would wait for the device). On CUDA the copy
-    to (pinned) host memory is queued at once, before later work can overwrite a CUDA graph's
-    output, and only the returned function waits for it."""
-    if terms.device.type == "cuda":
-        host = torch.empty(terms.shape, dtype=terms.dtype, pin_memory=True)
-        host.copy_(terms, non_blocking=True)
-        copied = torch.cuda.Event()
-        copied.record()
-    else:
-        host, copied = terms, None
+def _losses_later(terms: torch.Tensor) -> Callable[[], dict[str, float]]:
+    """terms: (4,) total, content, style, tv on any device → a function returning them by name.
+    One read-back of all four numbers (each float() would wait for the device), queued at once
+    (:func:`read_later`), before later work can overwrite a CUDA graph's output."""
+    read = read_later(terms)
 
     def losses() -> dict[str, float]:
-        if copied is not None:
-            copied.synchronize()
-        result = dict(zip(("total", "content", "style", "tv"), host.tolist()))
+        result = dict(zip(("total", "content", "style", "tv"), read()))
         if not math.isfinite(result["total"]):
             raise InputError(f"the loss became {result['total']} (NaN/Inf); lower lr or use "
                              f"mixed_precision='off'")
