@@ -21,12 +21,17 @@ def _two_loop_reference(grad, pairs):
     return -q
 
 
+def _random_hessian(n, generator):
+    """A well-conditioned symmetric positive definite (n, n) float32 matrix."""
+    a = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    return (a @ a.T + n * torch.eye(n, dtype=torch.float64)).float()
+
+
 @pytest.mark.parametrize("added", [1, 3, 5, 9])   # part-filled, full, and wrapped ring buffers
 def test_compact_direction_equals_two_loop(added):
     g = torch.Generator().manual_seed(added)
     n = 40
-    a = torch.randn(n, n, generator=g, dtype=torch.float64)
-    hessian = (a @ a.T + n * torch.eye(n, dtype=torch.float64)).float()
+    hessian = _random_hessian(n, g)
     history, pairs = _History(5), []
     for _ in range(added):
         s = torch.randn(n, generator=g)
@@ -51,8 +56,7 @@ def test_later_pairs_without_positive_curvature_drop_out_of_the_direction(valid_
     two-loop one over the pairs kept, with gamma from the newest good pair."""
     g = torch.Generator().manual_seed(valid_before)
     n = 12
-    a = torch.randn(n, n, generator=g, dtype=torch.float64)
-    hessian = (a @ a.T + n * torch.eye(n, dtype=torch.float64)).float()
+    hessian = _random_hessian(n, g)
     history, pairs = _History(3), []
     for _ in range(valid_before):
         s = torch.randn(n, generator=g)
@@ -76,8 +80,7 @@ def test_a_tentative_pair_is_used_at_once_and_a_discarded_one_leaves_no_trace():
     keeps it."""
     g = torch.Generator().manual_seed(7)
     n = 16
-    a = torch.randn(n, n, generator=g, dtype=torch.float64)
-    hessian = (a @ a.T + n * torch.eye(n, dtype=torch.float64)).float()
+    hessian = _random_hessian(n, g)
     pairs = [(s, hessian @ s) for s in torch.randn(5, n, generator=g)]
     history = _History(3)
     for s, y in pairs[:4]:                                  # the ring has wrapped
