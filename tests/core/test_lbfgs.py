@@ -27,18 +27,22 @@ def _random_hessian(n, generator):
     return (a @ a.T + n * torch.eye(n, dtype=torch.float64)).float()
 
 
+def _curvature_pairs(hessian, count, generator):
+    """``count`` pairs (s, H·s), s random: the pairs L-BFGS stores on the quadratic with Hessian H."""
+    steps = [torch.randn(hessian.shape[0], generator=generator) for _ in range(count)]
+    return [(s, hessian @ s) for s in steps]
+
+
 @pytest.mark.parametrize("added", [1, 3, 5, 9])   # part-filled, full, and wrapped ring buffers
 def test_compact_direction_equals_two_loop(added):
     g = torch.Generator().manual_seed(added)
     n = 40
-    hessian = _random_hessian(n, g)
-    history, pairs = _History(5), []
-    for _ in range(added):
-        s = torch.randn(n, generator=g)
-        history.add(s, hessian @ s)
-        pairs = (pairs + [(s, hessian @ s)])[-5:]
+    pairs = _curvature_pairs(_random_hessian(n, g), added, g)
+    history = _History(5)
+    for s, y in pairs:
+        history.add(s, y)
     grad = torch.randn(n, generator=g)
-    expected = _two_loop_reference(grad, pairs)
+    expected = _two_loop_reference(grad, pairs[-5:])
     torch.testing.assert_close(history.direction(grad).double(), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
 
 
@@ -56,12 +60,10 @@ def test_later_pairs_without_positive_curvature_drop_out_of_the_direction(valid_
     two-loop one over the pairs kept, with gamma from the newest good pair."""
     g = torch.Generator().manual_seed(valid_before)
     n = 12
-    hessian = _random_hessian(n, g)
-    history, pairs = _History(3), []
-    for _ in range(valid_before):
-        s = torch.randn(n, generator=g)
-        history.add(s, hessian @ s)
-        pairs.append((s, hessian @ s))
+    pairs = _curvature_pairs(_random_hessian(n, g), valid_before, g)
+    history = _History(3)
+    for s, y in pairs:
+        history.add(s, y)
     s = torch.randn(n, generator=g)
     history.add(s, -s)                                    # negative curvature
     kept = pairs[-2:]                                     # 3 slots: one now holds the blanked pair
@@ -80,8 +82,7 @@ def test_a_tentative_pair_is_used_at_once_and_a_discarded_one_leaves_no_trace():
     keeps it."""
     g = torch.Generator().manual_seed(7)
     n = 16
-    hessian = _random_hessian(n, g)
-    pairs = [(s, hessian @ s) for s in torch.randn(5, n, generator=g)]
+    pairs = _curvature_pairs(_random_hessian(n, g), 5, g)
     history = _History(3)
     for s, y in pairs[:4]:                                  # the ring has wrapped
         history.add(s, y)
