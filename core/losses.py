@@ -1,7 +1,14 @@
-"""Losses: content, Gram style, mean/std style, total variation, adversarial.
+"""Losses: content, Gram style, mean/std style, total variation, adversarial, and the
+*relative* perceptual loss that the trainer and the optimiser share.
 
 Each is a function plus a thin ``nn.Module`` (kornia's pattern). All return float32 scalars by
 default (``reduction="mean"``); inputs are checked for shape.
+
+Relative errors: raw VGG feature and Gram magnitudes span six orders of magnitude from
+``relu1_1`` to ``relu5_1`` and depend on the encoder's weights. :func:`relative_content_loss`
+divides the content MSE by the mean square of its target, and :func:`relative_style_weights`
+divides each layer's Gram weight by the mean square of that layer's target Gram, so every term is
+an error of order 1 and one set of loss weights works for any encoder, layer and resolution.
 """
 from __future__ import annotations
 
@@ -72,6 +79,60 @@ def gram_style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[
     return total if reduction == "none" else _reduce(total, reduction)
 
 
+def relative_content_loss(features: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Content MSE of each image divided by the mean square of its target features.
+
+    features, target: (B, C, H, W). Returns a scalar ((B,) with ``reduction="none"``); 1.0 means
+    an error as large as the target itself.
+
+    >>> float(relative_content_loss(torch.zeros(1, 2, 3, 3), torch.full((1, 2, 3, 3), 2.0)))
+    1.0
+    """
+    energy = target.float().pow(2).flatten(1).mean(1).clamp_min(1e-12)
+    return _reduce(content_loss(features, target, reduction="none") / energy, reduction)
+
+
+def relative_style_weights(target_grams: Mapping[str, torch.Tensor],
+                           layer_weights: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Per-layer Gram weights divided by the mean square of each layer's target Gram.
+
+    ``layer_weights``: {layer: weight} (None: 1 for every layer of ``target_grams``); layers with
+    weight 0 are left out. Pass the result to :func:`gram_style_loss` or :func:`gram_error`.
+
+    >>> relative_style_weights({"relu1_1": torch.full((2, 2), 2.0)}, {"relu1_1": 3.0})
+    {'relu1_1': 0.75}
+    """
+    weights = layer_weights if layer_weights is not None else {name: 1.0 for name in target_grams}
+    unknown = sorted(set(weights) - set(target_grams))
+    if unknown:
+        raise InputError(f"style layer weights name layers {unknown} that the style target does not "
+                         f"have (it has {list(target_grams)})")
+    return {name: float(w) / max(float(target_grams[name].float().pow(2).mean()), 1e-12)
+            for name, w in weights.items() if w > 0}
+
+
+def gram_error(grams: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
+               layer_weights: Mapping[str, float]) -> torch.Tensor:
+    """Sum over ``layer_weights`` of weight · MSE(Gram, target Gram), for Gram matrices already
+    computed (e.g. summed over tiles). grams and targets: {layer: (C, C) or (B, C, C)}; returns a
+    scalar (mean over the batch).
+
+    >>> float(gram_error({"a": torch.ones(2, 2)}, {"a": torch.zeros(2, 2)}, {"a": 0.5}))
+    0.5
+    """
+    total = None
+    for name, weight in layer_weights.items():
+        g, t = grams[name].float(), target_grams[name].float()
+        if g.shape[-2:] != t.shape[-2:]:
+            raise InputError(f"gram_error: layer '{name}' Gram is {tuple(g.shape[-2:])}, target is "
+                             f"{tuple(t.shape[-2:])}")
+        term = weight * (g - t).pow(2).mean()
+        total = term if total is None else total + term
+    if total is None:
+        raise InputError("gram_error: no style layers given")
+    return total
+
+
 def mean_std_style_loss(features: Mapping[str, torch.Tensor], target_means: Mapping[str, torch.Tensor],
                         target_stds: Mapping[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
     """Sum over layers of MSE(mean) + MSE(std) of channel statistics (AdaIN-style)."""
@@ -136,6 +197,35 @@ class GramStyleLoss(nn.Module):
 
     def forward(self, features, target_grams) -> torch.Tensor:
         return gram_style_loss(features, target_grams, self.layer_weights)
+
+
+class PerceptualLoss(nn.Module):
+    """Relative content and Gram style errors against fixed style targets (the trainer's and the
+    optimiser's loss, less total variation and the adversarial term).
+
+    target_grams: {layer: (C, C)}; layer_weights: {layer: weight} before normalisation (None: 1
+    each). ``forward(features, content_target)`` takes VGG features {layer: (B, C, H, W)} holding
+    ``content_layer`` and the style layers, and returns ``(content, style)`` scalars.
+
+    >>> loss = PerceptualLoss({"s": torch.ones(2, 2)}, content_layer="c")
+    >>> feats = {"c": torch.ones(1, 2, 4, 4), "s": torch.ones(1, 2, 4, 4)}
+    >>> [round(float(t), 4) for t in loss(feats, torch.ones(1, 2, 4, 4))]
+    [0.0, 0.25]
+    """
+
+    def __init__(self, target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float] | None = None,
+                 *, content_layer: str = "relu4_2"):
+        super().__init__()
+        self.content_layer = content_layer
+        self.target_grams = {name: g.float() for name, g in target_grams.items()}
+        self.layer_weights = relative_style_weights(self.target_grams, layer_weights)
+
+    def forward(self, features: Mapping[str, torch.Tensor], content_target: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        content = relative_content_loss(features[self.content_layer], content_target)
+        style = gram_style_loss(features, {k: self.target_grams[k] for k in self.layer_weights},
+                                self.layer_weights)
+        return content, style
 
 
 class TotalVariation(nn.Module):
