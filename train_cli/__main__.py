@@ -14,6 +14,7 @@ COMMANDS = {
     "push": "hub",
     "pull": "hub",
     "models": "hub",
+    "data": "data",
 }
 
 
