@@ -1,0 +1,232 @@
+"""Quality figures of style models on held-out photos, against Optimize Stylize as the reference.
+
+For each photo (resized to --long-side) and each --model it stylises once and prints, per photo
+and as the median over photos (metrics: ganstyle.core.quality):
+
+- style:   Gram style ratio, the relative Gram style loss of the result over that of the photo,
+           against the style image's Grams (lower = more of the style; 1 = none of it);
+- edges:   edge correlation, Pearson correlation of the Sobel magnitude of photo vs result luminance;
+- tone:    tone correlation, Pearson correlation of the luminance average-pooled 16x;
+- contrast: std of that pooled luminance, result over photo;
+- content: relative relu4_2 error of the result against the photo.
+
+Optimize Stylize (core.optimize with its default options at --long-side) runs on the same pairs
+as the reference row (slow on a CPU, ~1 min per photo at 1024 px; --no-optimize skips it).
+--goals checks each model's medians against the issue's goals (tone >= 0.6, contrast >= 0.6,
+style <= 0.05, edges >= 0.35). --sheet writes a contact sheet: rows = photos, columns = photo |
+Optimize Stylize | each model, each cell 512 px on the long side, with --crops a full-resolution
+centre crop of each too.
+
+    ganstyle data photos runs/photos          # the held-out photos: runs/photos/holdout
+    python bench/bench_quality.py runs/photos/holdout --model elephants-fast \\
+        --style /usr/share/backgrounds/mate/abstract/Elephants.jpg \\
+        --encoder .eval/vgg16_eval.safetensors --sheet bench/out/quality.jpg --goals
+
+The evaluation encoder (.eval/vgg16_eval.safetensors, built by ../shared/tools/make_eval_encoder.py)
+is a stand-in for ImageNet VGG weights, for benchmarks only; the default is the user default, vgg19.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("style", "edges", "tone", "contrast", "content")
+GOALS = (("tone", ">=", 0.6), ("contrast", ">=", 0.6), ("style", "<=", 0.05), ("edges", ">=", 0.35))
+OPTIMIZE = "Optimize Stylize"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("photos", nargs="*", default=[str(ROOT / "runs" / "photos" / "holdout")],
+                   help="held-out photo files and/or folders (default: runs/photos/holdout, made by "
+                        "'ganstyle data photos runs/photos')")
+    p.add_argument("--style", required=True, help="the style image the models were trained on")
+    p.add_argument("--model", action="append", default=[], metavar="REF",
+                   help="style model: registry name, folder or .safetensors file (repeatable)")
+    p.add_argument("--encoder", default="vgg19",
+                   help="VGG for the style/content figures: registry name, Hub repo or file (default vgg19, "
+                        "the user default; ours: .eval/vgg16_eval.safetensors)")
+    p.add_argument("--long-side", type=int, default=1024, help="photos are resized to this long side (default 1024)")
+    p.add_argument("--style-size", type=int, default=512, help="long side the style image is measured at (default 512)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N photos (0 = all)")
+    p.add_argument("--no-optimize", action="store_true", help="skip the Optimize Stylize reference row")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
+    p.add_argument("--json", metavar="OUT", default=None, help="also write every figure to this JSON file")
+    p.add_argument("--sheet", metavar="PATH", default=None, help="write a labelled contact sheet here")
+    p.add_argument("--cell", type=int, default=512, help="contact-sheet cell long side in px (default 512)")
+    p.add_argument("--crops", action="store_true",
+                   help="add a full-resolution centre crop (--cell px square) of each image to the sheet")
+    p.add_argument("--goals", action="store_true", help="print PASS/FAIL of each model's medians against the goals")
+    return p.parse_args(argv)
+
+
+def load_photos(sources, long_side: int, limit: int = 0) -> list[tuple[str, torch.Tensor]]:
+    """Files/folders → [(name, (1, 3, H, W) with long side ``long_side``)]."""
+    from ganstyle.core.data import list_image_files
+    from ganstyle.core.features import resize_long_side
+    from ganstyle.core.images import load_image
+
+    files, _ = list_image_files(sources, what="photos")
+    files = files[:limit] if limit else files
+    return [(f.stem, resize_long_side(load_image(f), long_side).clamp(0, 1)) for f in files]
+
+
+def measure(encoder, style, photo: torch.Tensor, result: torch.Tensor) -> dict[str, float]:
+    """The five figures of one (photo, result) pair; the result is resized to the photo if needed."""
+    from ganstyle.core import quality
+
+    result = result.float().cpu()
+    if result.shape[-2:] != photo.shape[-2:]:
+        result = F.interpolate(result, size=photo.shape[-2:], mode="bilinear", align_corners=False)
+    result = result.clamp(0, 1)
+    return {"style": float(quality.gram_style_ratio(encoder, photo, result, style)[0]),
+            "edges": float(quality.edge_correlation(photo, result)[0]),
+            "tone": float(quality.tone_correlation(photo, result)[0]),
+            "contrast": float(quality.contrast_ratio(photo, result)[0]),
+            "content": float(quality.content_error(encoder, photo, result)[0])}
+
+
+def medians(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """{method: {metric: median over photos}}."""
+    out: dict[str, dict[str, float]] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        out[method] = {m: statistics.median(r[m] for r in mine) for m in METRICS}
+        out[method]["seconds"] = statistics.median(r["seconds"] for r in mine)
+    return out
+
+
+def check_goals(figures: dict[str, float]) -> list[tuple[str, str, float, float, bool]]:
+    """[(metric, op, value, target, passed)] for one method's medians."""
+    results = []
+    for metric, op, target in GOALS:
+        value = figures[metric]
+        results.append((metric, op, value, target, value >= target if op == ">=" else value <= target))
+    return results
+
+
+def format_table(rows: list[dict], meds: dict[str, dict[str, float]]) -> str:
+    width = max([len(m) for m in meds] + [20])
+    head = f"{'photo':<28} {'method':<{width}} " + " ".join(f"{m:>8}" for m in METRICS) + f" {'s':>6}"
+    lines = [head]
+    for r in rows:
+        lines.append(f"{r['photo'][:28]:<28} {r['method']:<{width}} "
+                     + " ".join(f"{r[m]:>8.3f}" for m in METRICS) + f" {r['seconds']:>6.1f}")
+    lines.append("-" * len(head))
+    for method, fig in meds.items():
+        lines.append(f"{'median':<28} {method:<{width}} " + " ".join(f"{fig[m]:>8.3f}" for m in METRICS)
+                     + f" {fig['seconds']:>6.1f}")
+    return "\n".join(lines)
+
+
+def write_sheet(path: Path, photos, results: dict[str, list[torch.Tensor]], cell: int, crops: bool) -> None:
+    """Rows = photos; columns = photo | each method (cell px on the long side, labelled); with
+    ``crops`` a centre crop at full resolution of each, cell px square, so 100 % zoom shows texture."""
+    from PIL import Image, ImageDraw
+
+    from ganstyle.core.features import resize_long_side
+    from ganstyle.core.images import to_pil
+
+    columns = [("photo", [p for _, p in photos])] + list(results.items())
+    if crops:
+        columns += [(f"{name} (100% crop)", [_centre_crop(t, cell) for t in images]) for name, images in columns]
+    label_h, pad = 18, 6
+    grid = [[images[row] if name.endswith("(100% crop)") else resize_long_side(images[row].float().cpu(), cell)
+             for name, images in columns] for row in range(len(photos))]
+    heights = [max(img.shape[-2] for img in cells) for cells in grid]
+    sheet = Image.new("RGB", (len(columns) * (cell + pad) + pad, sum(heights) + len(grid) * (label_h + pad) + pad),
+                      "white")
+    draw = ImageDraw.Draw(sheet)
+    y = pad
+    for (photo_name, _), cells, height in zip(photos, grid, heights):
+        for col, ((name, _), image) in enumerate(zip(columns, cells)):
+            x = pad + col * (cell + pad)
+            draw.text((x, y + 3), f"{photo_name[:24]} | {name}" if col == 0 else name, fill="black")
+            sheet.paste(to_pil(image.clamp(0, 1)), (x, y + label_h))
+        y += height + label_h + pad
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, quality=92)
+
+
+def _centre_crop(image: torch.Tensor, side: int) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[..., top:top + side, left:left + side]
+
+
+def run(args) -> dict:
+    from ganstyle.core.device import resolve_device
+    from ganstyle.core.features import compute_style_features
+    from ganstyle.core.images import load_image
+    from ganstyle.core.models import load_style_model
+    from ganstyle.core.optimize import OptimizeOptions, optimize_stylize
+    from ganstyle.core.stylize import stylize
+    from ganstyle.core.vgg import load_vgg_encoder
+
+    device = resolve_device(args.device)
+    encoder = load_vgg_encoder(args.encoder, device=device)
+    style = compute_style_features(encoder, load_image(args.style), style_size=args.style_size)
+    photos = load_photos(args.photos, args.long_side, args.limit)
+    models = [(ref, load_style_model(ref, device=device)) for ref in args.model]
+    print(f"# {len(photos)} photos at {args.long_side} px; style {args.style}; encoder {encoder.source or args.encoder}"
+          f" ({encoder.arch}); device {device}; threads {torch.get_num_threads()}; load "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
+
+    methods = ([] if args.no_optimize else [OPTIMIZE]) + [ref for ref, _ in models]
+    results: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
+    rows = []
+    for name, photo in photos:
+        for method in methods:
+            start = time.perf_counter()
+            if method == OPTIMIZE:
+                out = optimize_stylize(encoder, photo.to(device), style, OptimizeOptions(long_side=args.long_side))
+            else:
+                model = dict(models)[method]
+                out = stylize(model, photo.to(device), device=device)
+            seconds = time.perf_counter() - start
+            out = out.float().cpu()
+            results[method].append(out)
+            rows.append({"photo": name, "method": method, "seconds": seconds, **measure(encoder, style, photo, out)})
+            print(f"  {name}: {method} done in {seconds:.1f} s", file=sys.stderr)
+    meds = medians(rows)
+    report = {"photos": [n for n, _ in photos], "long_side": args.long_side, "style": args.style,
+              "encoder": args.encoder, "rows": rows, "medians": meds,
+              "goals": {m: [dict(zip(("metric", "op", "value", "target", "passed"), g)) for g in check_goals(meds[m])]
+                        for m in meds if m != OPTIMIZE}}
+    if args.sheet:
+        write_sheet(Path(args.sheet), photos, results, args.cell, args.crops)
+    return report
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not args.model and args.no_optimize:
+        print("nothing to measure: give --model REF and/or drop --no-optimize", file=sys.stderr)
+        return 2
+    torch.manual_seed(0)
+    report = run(args)
+    print(format_table(report["rows"], report["medians"]))
+    if args.goals:
+        for method, goals in report["goals"].items():
+            for g in goals:
+                print(f"{'PASS' if g['passed'] else 'FAIL'} {method}: median {g['metric']} {g['value']:.3f} "
+                      f"{g['op']} {g['target']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.sheet:
+        print(f"contact sheet: {args.sheet}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""core.quality metrics on synthetic images."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from helpers import synthetic_painting, synthetic_photo
+from ganstyle.core import quality as q
+from ganstyle.core.errors import InputError
+from ganstyle.core.features import compute_style_features
+
+
+@pytest.fixture
+def photo():
+    return synthetic_photo(64, 96)
+
+
+def test_identity_is_perfect(photo):
+    assert float(q.tone_correlation(photo, photo)) == pytest.approx(1.0, abs=1e-5)
+    assert float(q.contrast_ratio(photo, photo)) == pytest.approx(1.0, abs=1e-5)
+    assert float(q.edge_correlation(photo, photo)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_inverted_image_has_negative_tone(photo):
+    assert float(q.tone_correlation(photo, 1 - photo)) == pytest.approx(-1.0, abs=1e-4)
+    assert float(q.contrast_ratio(photo, 1 - photo)) == pytest.approx(1.0, abs=1e-4)
+    assert float(q.edge_correlation(photo, 1 - photo)) == pytest.approx(1.0, abs=1e-4)  # same edges
+
+
+def test_flat_result(photo):
+    flat = torch.full_like(photo, 0.4)
+    assert float(q.contrast_ratio(photo, flat)) == pytest.approx(0.0, abs=1e-5)
+    assert float(q.tone_correlation(photo, flat)) == 0.0
+    assert float(q.edge_correlation(photo, flat)) == 0.0
+    assert math.isnan(float(q.contrast_ratio(flat, photo)))       # a flat photo has no contrast to keep
+
+
+def test_contrast_halved_and_tone_kept(photo):
+    half = 0.5 + 0.5 * (photo - 0.5)
+    assert float(q.contrast_ratio(photo, half)) == pytest.approx(0.5, abs=1e-4)
+    assert float(q.tone_correlation(photo, half)) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_blur_keeps_tone_loses_edges():
+    g = torch.Generator().manual_seed(0)
+    noisy = torch.rand(1, 3, 64, 64, generator=g)
+    blurred = torch.nn.functional.avg_pool2d(noisy, 5, stride=1, padding=2, count_include_pad=False)
+    assert float(q.edge_correlation(noisy, blurred)) < 0.5
+    assert float(q.tone_correlation(noisy, blurred)) > 0.8
+
+
+def test_batch_and_shape_checks(photo):
+    batch = torch.cat([photo, 1 - photo])
+    assert q.tone_correlation(batch, batch).shape == (2,)
+    with pytest.raises(InputError, match="same shape"):
+        q.tone_correlation(photo, photo[..., :32])
+    with pytest.raises(InputError, match=r"\(B, 3, H, W\)"):
+        q.edge_correlation(photo[:, :1], photo[:, :1])
+
+
+def test_encoder_metrics(vgg16, photo):
+    style = compute_style_features(vgg16, synthetic_painting(64, 64), style_size=None)
+    assert float(q.gram_style_ratio(vgg16, photo, photo, style)) == pytest.approx(1.0, abs=1e-5)
+    assert float(q.content_error(vgg16, photo, photo)) == pytest.approx(0.0, abs=1e-6)
+    painting = torch.nn.functional.interpolate(synthetic_painting(64, 64), size=photo.shape[-2:])
+    assert float(q.gram_style_ratio(vgg16, photo, painting, style)) < 0.5   # the style itself: far closer
+    assert float(q.content_error(vgg16, photo, painting)) > 0.1
+
+
+def test_bench_quality_runs(tmp_path, vgg16_file):
+    """bench/bench_quality.py end to end on a tiny model and encoder (no optimisation)."""
+    import importlib.util
+    import json
+
+    from ganstyle.core.generator import GeneratorConfig, StyleGenerator
+    from ganstyle.core.images import save_image
+
+    spec = importlib.util.spec_from_file_location("bench_quality", q.__file__.replace("core/quality.py",
+                                                                                      "bench/bench_quality.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    StyleGenerator(GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)).save_pretrained(
+        tmp_path / "model")
+    photos = tmp_path / "photos"
+    for i in range(2):
+        save_image(synthetic_photo(40 + 8 * i, 64), photos / f"p{i}.png")
+    save_image(synthetic_painting(48, 48), tmp_path / "style.png")
+    rc = bench.main([str(photos), "--style", str(tmp_path / "style.png"), "--model", str(tmp_path / "model"),
+                     "--encoder", str(vgg16_file), "--long-side", "64", "--no-optimize", "--device", "cpu",
+                     "--goals", "--json", str(tmp_path / "q.json"), "--sheet", str(tmp_path / "s.png"),
+                     "--cell", "64", "--crops"])
+    assert rc == 0 and (tmp_path / "s.png").is_file()
+    report = json.loads((tmp_path / "q.json").read_text())
+    assert len(report["rows"]) == 2 and set(bench.METRICS) <= set(report["rows"][0])
+    assert [g["metric"] for g in report["goals"][str(tmp_path / "model")]] == ["tone", "contrast", "style", "edges"]
