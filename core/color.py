@@ -5,10 +5,14 @@ Two methods (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Trans
 - ``"luminance"``: keep the stylised image's luminance (Y), take chroma (U, V) from the content;
 - ``"histogram"``: match the stylised image's per-channel mean/std (in YUV) to the content's.
 All functions take and return (B, 3, H, W) RGB in [0, 1].
+
+:func:`recolor` goes the other way: it gives an image a palette's RGB mean and covariance (the
+optimiser's ``init="content_colored"``).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .errors import InputError
 
@@ -46,7 +50,6 @@ def _check(images: torch.Tensor) -> None:
 
 def _match_size(content: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if content.shape[-2:] != like.shape[-2:]:
-        import torch.nn.functional as F
         content = F.interpolate(content, size=like.shape[-2:], mode="bilinear", align_corners=False,
                                 antialias=True)
     return content
@@ -76,3 +79,26 @@ def apply_color_mode(stylized: torch.Tensor, content: torch.Tensor, mode: str) -
     if mode == "histogram":
         return match_color_stats(stylized, content)
     raise InputError(f"colour mode must be one of {COLOR_MODES}, got '{mode}'")
+
+
+def recolor(images: torch.Tensor, target_mean: torch.Tensor, target_cov: torch.Tensor,
+            eps: float = 1e-5) -> torch.Tensor:
+    """Give ``images`` (B, 3, H, W) in [0, 1] the RGB mean (3,) and covariance (3, 3) of a palette.
+
+    The linear map x ↦ A (x − μ) + μ_target with A = Σ_target^½ Σ^−½ (symmetric square roots),
+    as in Gatys et al., "Preserving Color in Neural Artistic Style Transfer" (2016)."""
+    out = []
+    mean_t, cov_t = target_mean.float(), target_cov.float()
+    for img in images:
+        rgb = img.flatten(1).float()                        # (3, P)
+        mean = rgb.mean(1)
+        centred = rgb - mean[:, None]
+        cov = centred @ centred.T / rgb.shape[1]
+        a = _sqrtm(cov_t, eps) @ torch.linalg.inv(_sqrtm(cov, eps))
+        out.append((a @ centred + mean_t[:, None]).view_as(img))
+    return torch.stack(out).clamp(0, 1)
+
+
+def _sqrtm(cov: torch.Tensor, eps: float) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh(cov + eps * torch.eye(3, device=cov.device))
+    return vectors @ torch.diag(values.clamp_min(eps).sqrt()) @ vectors.T

@@ -21,6 +21,7 @@ shared and must be treated as read-only; :func:`~ganstyle.core.stylize.stylize` 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -34,6 +35,8 @@ from .errors import ConfigError, WeightsError
 from .generator import StyleGenerator
 from .hub import load_registry, resolve_weights
 from .io import PICKLE_SUFFIXES
+
+logger = logging.getLogger(__name__)
 
 CACHE_SIZE = 4
 
@@ -199,6 +202,7 @@ def cached_hub_style_models(cache_dir: str | Path | None = None) -> list[dict]:
     try:
         info = scan_cache_dir(cache_dir)
     except Exception:  # no cache yet (CacheNotFound) or unreadable
+        logger.debug("no readable Hugging Face cache at %s", cache_dir or "the default location", exc_info=True)
         return []
     found = []
     for repo in sorted(info.repos, key=lambda r: r.repo_id):

@@ -6,7 +6,7 @@ NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    if _info.name.startswith("_") or _info.name == "comfy_env":
+    if _info.name.startswith("_") or _info.name in ("comfy_env", "options"):
         continue
     _module = importlib.import_module(f".{_info.name}", __name__)
     NODE_CLASS_MAPPINGS.update(getattr(_module, "NODE_CLASS_MAPPINGS", {}))

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import torch
 
-from ..core.color import COLOR_MODES
 from ..core.errors import GanstyleError
 from ..core.hub import registry_names
 from ..core.images import bchw_to_comfy, comfy_to_bchw
 from ..core.models import default_style_model, load_style_model, local_style_models
-from ..core.stylize import TILE_STATISTICS, release_device_copies, stylize
+from ..core.model_copies import release_device_copies
+from ..core.stylize import StylizeOptions, stylize
 from . import comfy_env
+from .options import option_inputs, options_from_inputs
 
+# Widget order is part of saved UI workflows: append new inputs at the end of STYLIZE_OPTIONAL.
+STYLIZE_REQUIRED = ("strength", ("preserve_color", "color_mode"))
+STYLIZE_OPTIONAL = ("tile_size", "precision", ("large_image_statistics", "tile_statistics"))
+STYLIZE_WIDGETS = {"strength": {"step": 0.05}, "tile_size": {"step": 64}}
 NO_MODELS = "(no style models: put one in models/style_transfer or set hub_repo)"
 
 
@@ -55,13 +60,8 @@ class GANStylize:
         return {"required": {
             "style_model": ("STYLE_MODEL", {"tooltip": "From Load Style Model."}),
             "images": ("IMAGE", {"tooltip": "Images to stylise (a batch; any size)."}),
-            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "How much of the style to apply: 1 = fully stylised, 0 = the input unchanged, in between = a blend."}),
-            "preserve_color": (list(COLOR_MODES), {"default": "none", "tooltip": "none: the style's colours. luminance: keep the input's colours, take the style's light and texture. histogram: match the input's colour statistics."}),
-        }, "optional": {
-            "tile_size": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 64, "tooltip": "0 = automatic: whole images when they fit in memory, otherwise seamless tiles sized to the free memory. A number forces tiles of that many pixels (smaller tiles use less memory, at some speed cost)."}),
-            "precision": (["auto", "fp32", "fp16", "bf16"], {"default": "auto", "tooltip": "auto = on NVIDIA GPUs fp16 for batches over 4 megapixels (faster there, half the memory) and fp32 below (faster for single images); on CPUs bf16 where AMX makes it ~2.7x faster (recent Xeons), else fp32."}),
-            "large_image_statistics": (list(TILE_STATISTICS), {"default": "exact", "tooltip": "Only for images too large for memory in one pass. exact: the model's normalisation statistics are gathered over the tiles, so the result is identical to an untiled run (several times slower on such images). thumbnail: statistics from a downscaled copy, one pass (faster, but colours and contrast can shift)."}),
-        }}
+            **option_inputs(StylizeOptions, STYLIZE_REQUIRED, STYLIZE_WIDGETS),
+        }, "optional": option_inputs(StylizeOptions, STYLIZE_OPTIONAL, STYLIZE_WIDGETS)}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
@@ -72,8 +72,8 @@ class GANStylize:
                    "images are processed in seamless tiles in bounded memory (halved automatically on out-of-memory).")
 
     @comfy_env.reports_user_errors
-    def stylize(self, style_model, images, strength, preserve_color, tile_size=0, precision="auto",
-                large_image_statistics="exact"):
+    def stylize(self, style_model, images, **inputs):
+        options = options_from_inputs(StylizeOptions, STYLIZE_REQUIRED + STYLIZE_OPTIONAL, inputs)
         x = comfy_to_bchw(images)
         bar = comfy_env.Progress(1)
 
@@ -87,9 +87,8 @@ class GANStylize:
         # The model stays on the offload device; stylize() makes the device copy, dropped after
         # the run so nothing is left on the GPU (CUDA graphs only pay off when kept, so: off).
         try:
-            out = stylize(style_model, x, strength, preserve_color, tile=tile_size or "auto",
-                          device=comfy_env.torch_device(), dtype=precision, progress=progress,
-                          cuda_graphs=False, tile_statistics=large_image_statistics)
+            out = stylize(style_model, x, **options.stylize_kwargs(), device=comfy_env.torch_device(),
+                          progress=progress, cuda_graphs=False)
         finally:
             release_device_copies(style_model)
         return (bchw_to_comfy(out),)

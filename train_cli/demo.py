@@ -12,6 +12,7 @@ quality of ImageNet VGG features.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -22,13 +23,17 @@ SAMPLES = Path(__file__).resolve().parents[1] / "weights" / "samples"
 
 
 def add_parser(subparsers) -> None:
+    from ..core.optimize import OptimizeOptions
+
+    steps = next(f for f in dataclasses.fields(OptimizeOptions) if f.name == "steps")
     p = subparsers.add_parser("demo", help="stylise the sample photo with the shipped style model (offline)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="ganstyle_demo.png", help="PNG to write (photo | painting | result); default ./ganstyle_demo.png")
     p.add_argument("--size", type=int, default=None, help="long side of the result in pixels (default: 512 with the shipped model, 256 with --optimize)")
     p.add_argument("--model", default=None, help="style model reference (default: the registry's default style, shipped in weights/)")
     p.add_argument("--optimize", action="store_true", help="run the optimisation engine with a random-weight VGG16 instead of the shipped model")
-    p.add_argument("--steps", type=int, default=100, help="with --optimize: loss evaluations at the coarsest scale (default 100)")
+    p.add_argument("--steps", type=int, default=steps.default,
+                   help=f"with --optimize: {steps.metadata['doc']} (default {steps.default})")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     p.set_defaults(func=main)
 
@@ -87,8 +92,7 @@ def optimize_demo(args) -> int:
     args.size = args.size or 256
     if args.size < 64:
         raise InputError(f"--size must be at least 64 pixels, got {args.size}")
-    if args.steps < 1:
-        raise InputError(f"--steps must be at least 1, got {args.steps}")
+    options = OptimizeOptions(long_side=args.size, start_side=max(64, args.size // 2), steps=args.steps).checked()
     device = resolve_device(args.device)
     print("ganstyle demo: VGG16 with random weights (no weights are downloaded in the demo), "
           f"optimisation-based style transfer at {args.size} px on {device}")
@@ -96,7 +100,6 @@ def optimize_demo(args) -> int:
     photo = load_image(SAMPLES / "photo.jpg")
     painting = load_image(SAMPLES / "painting.jpg")
     style = compute_style_features(encoder, painting, style_size=args.size)
-    options = OptimizeOptions(long_side=args.size, start_side=max(64, args.size // 2), steps=args.steps)
     start = time.perf_counter()
 
     def progress(step, total, losses, preview):

@@ -6,13 +6,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-COLOR_CHOICES = ("none", "luminance", "histogram")
+
+def _option(name: str) -> tuple:
+    """(default, choices, doc) of a :class:`~ganstyle.core.stylize.StylizeOptions` field: the flags
+    that set those options take them from there."""
+    from ..core.stylize import StylizeOptions
+    field = {f.name: f for f in dataclasses.fields(StylizeOptions)}[name]
+    return field.default, field.metadata["choices"], field.metadata["doc"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    strength, _, strength_doc = _option("strength")
+    color, color_choices, _ = _option("color_mode")
+    precision, precisions, precision_doc = _option("precision")
+    overlap, _, overlap_doc = _option("overlap")
     p = subparsers.add_parser(
         "stylize", help="stylise images with a trained style model",
         description="Stylise image files and folders with a trained style model, at any resolution (large "
@@ -25,22 +36,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="style model: registry name, model folder, .safetensors file (config beside it), or "
                         "Hugging Face Hub repo 'org/name[@revision]' (downloaded into the Hub cache); "
                         "default: the registry's default style, shipped in weights/ (no download)")
-    p.add_argument("--strength", type=float, default=1.0, metavar="S",
-                   help="0..1: 1 = fully stylised, 0 = the input unchanged (default 1)")
-    p.add_argument("--preserve-color", nargs="?", const="luminance", default="none", choices=COLOR_CHOICES,
+    p.add_argument("--strength", type=float, default=strength, metavar="S",
+                   help=f"0..1. {strength_doc} (default {strength:g})")
+    p.add_argument("--preserve-color", nargs="?", const="luminance", default=color, choices=color_choices,
                    help="keep the input's colours: 'luminance' (the default when the flag is given without "
-                        "a value) or 'histogram'; 'none' keeps the style's colours (default)")
+                        f"a value) or 'histogram'; 'none' keeps the style's colours (default {color})")
     p.add_argument("--tile", default="auto", metavar="auto|none|PX",
                    help="tile side in pixels; 'auto' tiles only images that do not fit in memory, 'none' "
                         "never tiles (default auto)")
-    p.add_argument("--overlap", type=int, default=32, metavar="PX",
-                   help="pixels by which tiles overlap and are blended (default 32)")
+    p.add_argument("--overlap", type=int, default=overlap, metavar="PX",
+                   help=f"{overlap_doc} (default {overlap})")
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps… (default auto)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                   help="precision: auto = on CUDA fp16 for images over 4 megapixels, else fp32 (TF32); "
-                        "bf16 on CPUs with AMX (Xeon Sapphire Rapids+, ~2.7x faster than fp32); else fp32 "
-                        "(default auto)")
+    p.add_argument("--dtype", "--precision", dest="dtype", default=precision, choices=precisions,
+                   help=f"precision: {precision_doc} (default {precision})")
     p.add_argument("--cache-dir", metavar="DIR", default=None,
                    help="Hugging Face cache folder for Hub models (default: the standard HF cache)")
     p.add_argument("--overwrite", action="store_true",
@@ -118,8 +127,8 @@ def main(args) -> int:
     from ..core.errors import InputError
     from ..core.images import load_image, save_image
     from ..core.models import default_style_model, load_style_model
-    from ..core.stylize import resolve_dtype, stylize
-    from ..core.device import resolve_device
+    from ..core.device import resolve_device, resolve_dtype
+    from ..core.stylize import stylize
 
     tile = parse_tile(args.tile)
     plan = plan_outputs(collect_inputs(args.inputs), Path(args.out).expanduser())

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ganstyle.core.color import apply_color_mode, preserve_luminance, rgb_to_yuv, yuv_to_rgb
+from ganstyle.core.color import apply_color_mode, preserve_luminance, recolor, rgb_to_yuv, yuv_to_rgb
 from ganstyle.core.errors import InputError
 
 
@@ -32,3 +32,12 @@ def test_none_and_bad_mode():
     assert apply_color_mode(x, x, "none") is x
     with pytest.raises(InputError, match="sepia"):
         apply_color_mode(x, x, "sepia")
+
+
+def test_recolor_gives_the_palette(painting, photo):
+    rgb = painting[0].flatten(1)
+    mean, cov = rgb.mean(1), torch.cov(rgb, correction=0)
+    out = recolor(photo, mean, cov * 0.25)     # a narrower palette, so nothing gets clamped
+    flat = out[0].flatten(1)
+    torch.testing.assert_close(flat.mean(1), mean, atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.cov(flat, correction=0), cov * 0.25, atol=1e-4, rtol=0)

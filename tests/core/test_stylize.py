@@ -6,8 +6,11 @@ import torch
 from ganstyle.core.color import apply_color_mode
 from ganstyle.core.errors import InputError
 from ganstyle.core.generator import GeneratorConfig, NormStatistics, StyleGenerator
-from ganstyle.core import stylize as stylize_module
-from ganstyle.core.stylize import AUTO_FP16_PIXELS, TilePlan, prepare_model, release_device_copies, resolve_dtype, stylize, tile_spans
+from ganstyle.core import device as device_module
+from ganstyle.core.device import AUTO_FP16_PIXELS, resolve_dtype
+from ganstyle.core.model_copies import prepare_model, release_device_copies
+from ganstyle.core.stylize import stylize
+from ganstyle.core.tiles import TilePlan, tile_spans
 
 # Small versions of the two preset families: full-resolution head/tail (johnson) and pixel-shuffle (fast).
 JOHNSON_LIKE = GeneratorConfig(4, 8, 2, 1, 5, 5, "instance", "nearest", "tiny-johnson", False)
@@ -18,7 +21,7 @@ FAST_LIKE = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny-fast"
 def _one_thread_fp32(monkeypatch, one_thread):
     """One thread (see conftest.one_thread), and "auto" precision is fp32 here on every CPU (it
     is bf16 on CPUs with AMX: tested in test_precision_choice_and_bf16)."""
-    monkeypatch.setattr(stylize_module, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: False)
     yield
 
 
@@ -258,7 +261,7 @@ def test_precision_choice_and_bf16(monkeypatch):
     assert resolve_dtype("auto", cuda, AUTO_FP16_PIXELS + 1) == torch.float16
     assert resolve_dtype(None, cpu) == torch.float32 and resolve_dtype("auto", cpu, 10**9) == torch.float32
     assert resolve_dtype("bf16", cpu) == torch.bfloat16 and resolve_dtype(torch.float16, cuda) == torch.float16
-    monkeypatch.setattr(stylize_module, "cpu_has_fast_bf16", lambda: True)  # an AMX CPU
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: True)  # an AMX CPU
     assert resolve_dtype("auto", cpu) == torch.bfloat16 and resolve_dtype("fp32", cpu) == torch.float32
     assert resolve_dtype("auto", torch.device("mps")) == torch.float32
     g = _model(FAST_LIKE)

@@ -10,7 +10,8 @@ import ganstyle
 from helpers import fill_hub_cache
 from ganstyle.core.generator import GeneratorConfig, StyleGenerator
 from ganstyle.core.models import clear_cache
-from ganstyle.core.stylize import release_device_copies, stylize
+from ganstyle.core.model_copies import release_device_copies
+from ganstyle.core.stylize import stylize
 from ganstyle.nodes.stylize import NO_MODELS, GANStylize, LoadStyleModel
 
 TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
@@ -24,9 +25,9 @@ def comfy_call(node_cls, **inputs):
 
 @pytest.fixture(autouse=True)
 def _fp32_one_thread_fresh_cache(monkeypatch, one_thread):
-    import ganstyle.core.stylize as engine
+    import ganstyle.core.device as device
 
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)  # "auto" = fp32 on every CPU
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)  # "auto" = fp32 on every CPU
     yield
     clear_cache()
 

@@ -12,7 +12,8 @@ from ganstyle.core.errors import GanstyleError, InputError
 from ganstyle.core.generator import GeneratorConfig, StyleGenerator
 from ganstyle.core.images import bchw_to_comfy, comfy_to_bchw, load_image, save_image
 from ganstyle.core.optimize import OptimizeOptions, plan_scales
-from ganstyle.core.stylize import _Engine, stylize, tile_spans
+from ganstyle.core.stylize import _Engine, stylize
+from ganstyle.core.tiles import tile_spans
 from ganstyle.train_cli.__main__ import main as cli_main
 
 TINY = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1,

@@ -85,20 +85,20 @@ def test_gan_stylize_node_bad_inputs_then_works(model_dirs):
     node = GANStylize()
     for name, bad in BAD_IMAGES.items():
         with pytest.raises(ValueError) as e:
-            node.stylize(model, bad, 1.0, "none")
+            node.stylize(model, bad, strength=1.0, preserve_color="none")
         assert_friendly(e, {"nan": "NaN", "inf": "Inf", "empty batch": "empty", "zero height": "empty",
                             "2 channels": "channels", "not a tensor": "IMAGE"}[name])
     with pytest.raises(ValueError) as e:
-        node.stylize(model, comfy(synthetic_photo(16, 16)), 1.0, "sepia")
+        node.stylize(model, comfy(synthetic_photo(16, 16)), strength=1.0, preserve_color="sepia")
     assert_friendly(e, "sepia")
     with pytest.raises(ValueError) as e:
-        node.stylize("not a model", comfy(synthetic_photo(16, 16)), 1.0, "none")
+        node.stylize("not a model", comfy(synthetic_photo(16, 16)), strength=1.0, preserve_color="none")
     assert_friendly(e, "style model")
     good = comfy(synthetic_photo(16, 20))
     with torch.inference_mode():  # as ComfyUI runs it
-        (out,) = node.stylize(model, good, 1.0, "none")
-        (gray,) = node.stylize(model, good[..., :1], 1.0, "none")
-        (rgba,) = node.stylize(model, torch.cat([good, torch.ones_like(good[..., :1])], -1), 1.0, "none")
+        (out,) = node.stylize(model, good, strength=1.0, preserve_color="none")
+        (gray,) = node.stylize(model, good[..., :1], strength=1.0, preserve_color="none")
+        (rgba,) = node.stylize(model, torch.cat([good, torch.ones_like(good[..., :1])], -1), strength=1.0, preserve_color="none")
     assert out.shape == (1, 16, 20, 3) and torch.isfinite(out).all()
     assert gray.shape == rgba.shape == out.shape
     assert torch.equal(rgba, out)

@@ -14,9 +14,9 @@ TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
 
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
-    import ganstyle.core.stylize as engine
+    import ganstyle.core.device as device
 
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)  # "auto" = fp32 on every CPU
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)  # "auto" = fp32 on every CPU
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -1,8 +1,8 @@
-"""core.lbfgs: the compact L-BFGS direction, convergence, budget and best-point behaviour."""
+"""core.optimize.lbfgs: the compact L-BFGS direction, convergence, budget and best-point behaviour."""
 import pytest
 import torch
 
-from ganstyle.core.lbfgs import _History, lbfgs
+from ganstyle.core.optimize.lbfgs import _History, lbfgs
 
 
 def _two_loop_reference(grad, pairs):

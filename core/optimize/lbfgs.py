@@ -31,7 +31,7 @@ from typing import Callable, Union
 
 import torch
 
-from .device import read_later
+from ..device import read_later
 
 # Armijo's sufficient-decrease constant, and the range a backtracking step may shrink to.
 _ARMIJO = 1e-4
