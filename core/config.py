@@ -59,7 +59,7 @@ def config_from_dict(cls: type[T], data: dict[str, Any], source: str = "config")
         try:
             validate()
         except ValueError as e:
-            raise ConfigError(f"{source}: {e}") from None
+            raise ConfigError(f"{source}: {e}") from e
     return obj
 
 
@@ -104,11 +104,11 @@ def load_config(cls: type[T], folder: str | Path) -> T:
         path = path / "config.json"
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
+    except FileNotFoundError as e:
         raise ConfigError(f"{path}: config.json not found (a model folder needs model.safetensors "
-                          f"and config.json)") from None
+                          f"and config.json)") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+        raise ConfigError(f"{path}: not valid JSON: {e}") from e
     expected = data.get("_class_name") if isinstance(data, dict) else None
     if expected is not None and expected != cls.__name__:
         raise ConfigError(f"{path}: config is for {expected}, expected {cls.__name__}")

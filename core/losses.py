@@ -1,8 +1,9 @@
 """Losses: content, Gram style, mean/std style, total variation, adversarial, and the
 *relative* perceptual loss that the trainer and the optimiser share.
 
-Each is a function plus a thin ``nn.Module`` (kornia's pattern). All return float32 scalars by
-default (``reduction="mean"``); inputs are checked for shape.
+Each is a function; :class:`PerceptualLoss` (relative content + Gram style) and
+:class:`AdversarialLoss` are thin ``nn.Module`` forms (kornia's pattern). All return float32
+scalars by default (``reduction="mean"``); inputs are checked for shape.
 
 Relative errors: raw VGG feature and Gram magnitudes span six orders of magnitude from
 ``relu1_1`` to ``relu5_1`` and depend on the encoder's weights. :func:`relative_content_loss`
@@ -185,20 +186,6 @@ def adversarial_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "ls
     raise ValueError(f"adversarial mode must be one of {ADV_MODES}, got '{mode}'")
 
 
-class ContentLoss(nn.Module):
-    def forward(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return content_loss(features, target)
-
-
-class GramStyleLoss(nn.Module):
-    def __init__(self, layer_weights: Mapping[str, float] | None = None):
-        super().__init__()
-        self.layer_weights = dict(layer_weights) if layer_weights else None
-
-    def forward(self, features, target_grams) -> torch.Tensor:
-        return gram_style_loss(features, target_grams, self.layer_weights)
-
-
 class PerceptualLoss(nn.Module):
     """Relative content and Gram style errors against fixed style targets (the trainer's and the
     optimiser's loss, less total variation and the adversarial term).
@@ -223,14 +210,11 @@ class PerceptualLoss(nn.Module):
     def forward(self, features: Mapping[str, torch.Tensor], content_target: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         content = relative_content_loss(features[self.content_layer], content_target)
+        if not self.layer_weights:  # every style layer weighted 0
+            return content, content.new_zeros(())
         style = gram_style_loss(features, {k: self.target_grams[k] for k in self.layer_weights},
                                 self.layer_weights)
         return content, style
-
-
-class TotalVariation(nn.Module):
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return total_variation(images)
 
 
 class AdversarialLoss(nn.Module):

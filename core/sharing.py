@@ -20,9 +20,10 @@ from pathlib import Path
 from .errors import ConfigError, InputError, WeightsError
 from .generator import StyleGenerator
 from .hub import HUB_REF
+from .model_card import TAGS as CARD_TAGS, model_card
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-TAGS = ["style-transfer", "ganstyle", "comfyui", "image-to-image"]
+TAGS = [*CARD_TAGS, "image-to-image"]
 _IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -70,8 +71,11 @@ def prepare_upload(run_or_model_dir: str | Path, staging: Path, *, repo_id: str,
         files.append("options.json")
 
     card_path = model_dir / "README.md"
-    text = card_path.read_text(encoding="utf-8") if card_path.is_file() else _default_card(
-        repo_id, generator, [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)], "options.json" in files)
+    if card_path.is_file():
+        text = card_path.read_text(encoding="utf-8")
+    else:
+        text = model_card(repo_id.split("/")[-1], generator, reference=repo_id, options_file="options.json" in files,
+                          images={f: "sample" for f in files if f.lower().endswith(IMAGE_SUFFIXES)})
     card = ModelCard(text)
     if license:
         card.data.license = license
@@ -113,29 +117,3 @@ def push_to_hub(run_or_model_dir: str | Path, repo_id: str, *, private: bool = F
                                    f"Upload ganstyle model ({', '.join(files)})")
     url = getattr(commit, "commit_url", None) or str(repo_url)
     return PushResult(repo_id, revision or "main", url, files)
-
-
-def _default_card(repo_id: str, generator: StyleGenerator, images: list[str], has_options: bool) -> str:
-    cfg = generator.config
-    params = sum(p.numel() for p in generator.parameters())
-    shown = "\n".join(f"![sample]({name})" for name in images)
-    options = "\nThe training options are in [`options.json`](options.json).\n" if has_options else ""
-    return f"""---
-library_name: ganstyle
----
-
-# {repo_id.split('/')[-1]}
-
-A feed-forward style-transfer model for [ganstyle](https://github.com/ganstyle/ganstyle)
-(`{cfg.preset}` generator preset, {params:,} parameters).
-
-{shown}
-{options}
-## Use
-
-```bash
-ganstyle stylize photo.jpg -o out/ --model {repo_id}
-```
-
-In ComfyUI: **Load Style Model** with hub_repo `{repo_id}`, then **GAN Stylize**.
-"""

@@ -58,6 +58,21 @@ def test_every_flag_has_help():
         assert flag in text
 
 
+def test_flags_are_made_from_every_train_config_field():
+    import dataclasses
+
+    from ganstyle.core.trainer import TrainConfig
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
+    by_dest = {a.dest: a for a in sub._actions}
+    for f in dataclasses.fields(TrainConfig):
+        assert f.name in by_dest, f.name
+        assert by_dest[f.name].help.startswith(f.metadata["doc"].split(";")[0]), f.name
+        assert by_dest[f.name].default is None  # only the flags given change a resumed run's options
+    assert by_dest["mixed_precision"].choices == ("auto", "bf16", "fp32")
+    assert by_dest["batch_size"].option_strings == ["--batch-size", "--batch"]
+    assert by_dest["style_layer_weights"].nargs == 5 and by_dest["out"].required
+
+
 def test_train_command_exports_a_model(data, tmp_path, capsys):
     assert main(base_args(data, tmp_path / "run", "--steps", "2", "--batch", "2")) == 0
     captured = capsys.readouterr()

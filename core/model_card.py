@@ -1,0 +1,122 @@
+"""Model cards: the ``README.md`` of a style model folder (Hugging Face model-card format).
+
+One writer, :func:`model_card`, for the card the trainer exports with its model and for the card
+``ganstyle push`` writes for a model folder that has none.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+TAGS = ("style-transfer", "ganstyle", "comfyui")
+
+
+@dataclass(kw_only=True)
+class TrainingFacts:
+    """What the card says about how a model was trained (see :meth:`Trainer.training_facts`)."""
+    steps: int
+    global_batch: int
+    world_size: int
+    image_size: int
+    device: str
+    precision: str
+    minutes: float
+    encoder: str                      # architecture and identity of the loss encoder
+    data: Mapping[str, str]           # {"content": description, "style": description}
+    final_losses: Mapping[str, float]
+    options: Mapping[str, Any]
+
+
+def describe_images(count: int, skipped: int, sources: Sequence[str]) -> str:
+    """'4 image(s) from `photos`, 1 unreadable file(s) skipped' (only the sources' last components).
+
+    >>> describe_images(2, 0, ["/home/me/style.png"])
+    '2 image(s) from `style.png`'
+    """
+    note = f", {skipped} unreadable file(s) skipped" if skipped else ""
+    return f"{count} image(s) from {', '.join(f'`{Path(s).name}`' for s in sources)}{note}"
+
+
+def model_card(name: str, generator: torch.nn.Module, *, images: Mapping[str, str],
+               reference: str | None = None, training: TrainingFacts | None = None,
+               options_file: bool = False) -> str:
+    """The card of a model called ``name``.
+
+    images: {file in the model folder: alt text}; reference: how users load it (a Hub repo id;
+    None: a path to the folder); training: facts of the run that made it; options_file: the
+    folder holds the run's ``options.json``.
+    """
+    params = sum(p.numel() for p in generator.parameters())
+    ref = reference or "path/to/this/folder"
+    made = (f"\ntrained with `ganstyle train` for {training.steps} steps: content + Gram style + total variation\n"
+            f"+ PatchGAN adversarial losses, exported as the EMA of the generator weights." if training else ".")
+    shown = "\n".join(f"![{alt}]({file})" for file, alt in images.items())
+    options = "\nThe training options are in [`options.json`](options.json).\n" if options_file and not training else ""
+    comfy = (f"In ComfyUI: **Load Style Model** with hub_repo `{reference}`, then **GAN Stylize**." if reference
+             else "In ComfyUI, put this folder in `models/style_transfer/`.")
+    tags = "\n".join(f"- {t}" for t in TAGS)
+    return f"""---
+library_name: ganstyle
+pipeline_tag: image-to-image
+tags:
+{tags}
+---
+
+# {name}
+
+A feed-forward style-transfer generator for [ganstyle](https://github.com/ganstyle/ganstyle)
+(`{generator.config.preset}` preset, {params:,} parameters){made}
+
+{shown}
+{options}
+## Use
+
+```bash
+ganstyle stylize photo.jpg -o out/ --model {ref}
+```
+
+```python
+from ganstyle.core.images import load_image, save_image
+from ganstyle.core.models import load_style_model
+
+model = load_style_model("{ref}").generator
+save_image(model(load_image("photo.jpg")), "stylised.png")
+```
+
+{comfy}
+{_training_section(training) if training else ""}"""
+
+
+def _training_section(t: TrainingFacts) -> str:
+    losses = "\n".join(f"| {k} | {v:.4g} |" for k, v in t.final_losses.items()) or "| (none logged) | |"
+    options = "\n".join(f"| `{k}` | `{v if isinstance(v, str) else json.dumps(v)}` |" for k, v in t.options.items())
+    return f"""
+## Training data
+
+- content: {t.data["content"]}
+- style: {t.data["style"]}
+
+Check the licences of the style and content images before sharing this model.
+
+## Training
+
+- steps: {t.steps}, global batch {t.global_batch} ({t.world_size} process(es)), {t.image_size}px crops
+- device: {t.device}, precision {t.precision}, training time {t.minutes:.1f} min
+- loss encoder: {t.encoder}
+
+### Final losses (average of the last logging interval)
+
+| loss | value |
+|---|---|
+{losses}
+
+### Options
+
+| option | value |
+|---|---|
+{options}
+"""

@@ -1,0 +1,55 @@
+"""What a run reports about itself: ``run_info.json`` and the facts of its model card."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..config import config_to_dict
+from ..data import ImageSet
+from ..model_card import TrainingFacts, describe_images
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+
+def run_info(trainer: Trainer) -> dict:
+    """Resolved facts about a run (device, encoder, data), saved as ``run_info.json``."""
+    import ganstyle
+    return {
+        "ganstyle_version": getattr(ganstyle, "__version__", "unknown"), "torch_version": torch.__version__,
+        "device": str(trainer.device), "world_size": trainer.world_size,
+        "global_batch": trainer.config.batch_size * trainer.world_size,
+        "mixed_precision": "bf16" if trainer.amp else "fp32",
+        "encoder": {"identity": trainer.encoder.identity, "arch": trainer.encoder.arch,
+                    "source": trainer.encoder.source},
+        "generator": config_to_dict(trainer.generator.config),
+        "discriminator": config_to_dict(trainer.discriminator.config),
+        "parameters": {"generator": _count(trainer.generator), "discriminator": _count(trainer.discriminator)},
+        "data": {"content": _data_info(trainer.content_images), "style": _data_info(trainer.style_images),
+                 "style_target_images": trainer.style_target_count},
+        "style_layer_weights_effective": {k: trainer.perceptual.layer_weights.get(k, 0.0)
+                                          for k in trainer.style_layers},
+    }
+
+
+def training_facts(trainer: Trainer) -> TrainingFacts:
+    """What the model card of a run's exported model says about the run."""
+    cfg = trainer.config
+    content, style = trainer.content_images, trainer.style_images
+    return TrainingFacts(
+        steps=trainer.step, global_batch=cfg.batch_size * trainer.world_size, world_size=trainer.world_size,
+        image_size=cfg.image_size, device=str(trainer.device), precision="bf16 autocast" if trainer.amp else "fp32",
+        minutes=trainer.elapsed_s / 60, encoder=f"{trainer.encoder.arch} `{trainer.encoder.identity}`",
+        data={"content": describe_images(len(content), len(content.skipped), cfg.content),
+              "style": describe_images(len(style), len(style.skipped), cfg.style)},
+        final_losses=trainer.last_losses, options=cfg.shareable(local_encoder=trainer.encoder.arch))
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _data_info(images: ImageSet) -> dict:
+    return {"used": len(images), "skipped": len(images.skipped),
+            "skipped_examples": [f"{p}: {why}" for p, why in images.skipped[:5]]}
