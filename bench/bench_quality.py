@@ -196,7 +196,8 @@ def run(args) -> dict:
             out = out.float().cpu()
             results[method].append(out)
             rows.append({"photo": name, "method": method, "seconds": seconds, **measure(encoder, style, photo, out)})
-            print(f"  {name}: {method} done in {seconds:.1f} s", file=sys.stderr)
+            print(f"  {name}: {method} in {seconds:.1f} s: "
+                  + " ".join(f"{m} {rows[-1][m]:.3f}" for m in METRICS), file=sys.stderr)
     meds = medians(rows)
     report = {"photos": [n for n, _ in photos], "long_side": args.long_side, "style": args.style,
               "encoder": args.encoder, "rows": rows, "medians": meds,
