@@ -54,7 +54,7 @@ class OptimizeOptions:
     mixed_precision: str = bounded("auto", choices=MIXED_PRECISION_MODES,
                                    doc="'auto': bf16 VGG where fast (CUDA, CPUs with AMX); "
                                    "'bf16': always; 'fp32': never.")
-    preview_every: int = bounded(0, 0, 100_000, doc="Pass a preview image to the progress "
+    preview_every: int = bounded(10, 0, 100_000, doc="Pass a preview image to the progress "
                                  "callback (the node: show it on the progress bar) every N steps "
                                  "(0 = never).")
     tile_size: int = bounded(0, 0, 16384, doc="Core tile side in px for the tiled loss; 0 = auto "
