@@ -3,6 +3,10 @@
 Loading validates strictly: unknown fields, missing fields, wrong types and values outside the
 declared bounds are each a :class:`ConfigError` naming the file and the field. Nothing in a
 config is ever executed.
+
+A field added after files were already written declares ``legacy=``: the value that reproduces the
+behaviour from before the field existed. A file without the field loads with that value (not the
+new default), so an old model or an old run's ``options.json`` keeps meaning what it meant.
 """
 from __future__ import annotations
 
@@ -18,9 +22,18 @@ from .io import atomic_write_json
 T = TypeVar("T")
 
 
-def bounded(default, lo=None, hi=None, choices=None, doc: str = ""):
-    """A dataclass field with validation bounds kept in its metadata."""
-    return dataclasses.field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc})
+_NO_LEGACY = object()
+
+
+def bounded(default, lo=None, hi=None, choices=None, doc: str = "", legacy=_NO_LEGACY):
+    """A dataclass field with validation bounds kept in its metadata.
+
+    ``legacy``: for a field added later, the value that a file written without it gets (see the
+    module docstring); without it, a missing field is an error."""
+    metadata = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if legacy is not _NO_LEGACY:
+        metadata["legacy"] = legacy
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def config_to_dict(cfg) -> dict[str, Any]:
@@ -39,6 +52,7 @@ def config_from_dict(cls: type[T], data: dict[str, Any], source: str = "config")
     if unknown:
         raise ConfigError(f"{source}: unknown fields {unknown} for {cls.__name__} "
                           f"(known: {sorted(fields)})")
+    data.update({n: f.metadata["legacy"] for n, f in fields.items() if n not in data and "legacy" in f.metadata})
     missing = sorted(n for n in fields if n not in data)
     if missing:
         raise ConfigError(f"{source}: missing fields {missing} for {cls.__name__}")

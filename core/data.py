@@ -16,6 +16,7 @@ of MB as uint8), which keeps a CPU training run busy with the networks rather th
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -91,15 +92,16 @@ def list_image_files(sources: str | os.PathLike | Sequence[str | os.PathLike], *
 
 
 def decode_image(path: Path, *, short_side: int | None = None, long_side: int | None = None,
-                 min_short_side: int = 0) -> torch.Tensor:
+                 min_short_side: int = 0, enlarge: bool = True) -> torch.Tensor:
     """Read one image → (3, H, W) uint8, EXIF-rotated, RGB, resized so its short side is
-    ``short_side`` (or its long side is ``long_side``), and at least ``min_short_side``.
+    ``short_side`` (or its long side is ``long_side``; with ``enlarge=False`` only if that makes it
+    smaller), and at least ``min_short_side``.
 
     Raises whatever PIL raises for unreadable files (callers count and skip them)."""
     with Image.open(path) as im:
         if im.width * im.height > _MAX_PIXELS:
             raise ValueError(f"{im.width}x{im.height} pixels is larger than the {_MAX_PIXELS:,}-pixel limit")
-        target = _target_size(im.width, im.height, short_side, long_side, min_short_side)
+        target = _target_size(im.width, im.height, short_side, long_side, min_short_side, enlarge)
         # JPEG: let libjpeg decode at 1/2, 1/4 or 1/8 scale directly (much faster for big photos).
         im.draft("RGB", (max(target[0], 1), max(target[1], 1)))
         im = ImageOps.exif_transpose(im)
@@ -108,7 +110,7 @@ def decode_image(path: Path, *, short_side: int | None = None, long_side: int | 
             arr = arr / max(float(arr.max()), 1.0) * 255.0
             im = Image.fromarray(arr.astype(np.uint8), "L")
         im = im.convert("RGB")
-        target = _target_size(im.width, im.height, short_side, long_side, min_short_side)
+        target = _target_size(im.width, im.height, short_side, long_side, min_short_side, enlarge)
         if (im.width, im.height) != target:
             im = im.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
         arr = np.array(im, dtype=np.uint8)  # a writable copy (PIL's buffer is read-only)
@@ -117,7 +119,7 @@ def decode_image(path: Path, *, short_side: int | None = None, long_side: int | 
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
-def _target_size(w: int, h: int, short_side, long_side, min_short_side) -> tuple[int, int]:
+def _target_size(w: int, h: int, short_side, long_side, min_short_side, enlarge=True) -> tuple[int, int]:
     if w < 1 or h < 1:
         raise ValueError(f"image has no pixels ({w}x{h})")
     scale = 1.0
@@ -125,6 +127,8 @@ def _target_size(w: int, h: int, short_side, long_side, min_short_side) -> tuple
         scale = short_side / min(w, h)
     elif long_side:
         scale = long_side / max(w, h)
+    if not enlarge:
+        scale = min(scale, 1.0)
     if min_short_side and min(w, h) * scale < min_short_side:
         scale = min_short_side / min(w, h)
     return max(1, round(w * scale)), max(1, round(h * scale))
@@ -132,7 +136,7 @@ def _target_size(w: int, h: int, short_side, long_side, min_short_side) -> tuple
 
 def load_image_set(sources: str | os.PathLike | Sequence[str | os.PathLike], *, what: str = "images",
                    short_side: int | None = None, long_side: int | None = None,
-                   min_short_side: int = 0, warn: bool = True) -> ImageSet:
+                   min_short_side: int = 0, enlarge: bool = True, warn: bool = True) -> ImageSet:
     """Decode every image of ``sources`` (files and/or folders) once, downscaled.
 
     Files that are not readable images are skipped; if any were, ONE
@@ -143,7 +147,7 @@ def load_image_set(sources: str | os.PathLike | Sequence[str | os.PathLike], *, 
     for path in candidates:
         try:
             images.append(decode_image(path, short_side=short_side, long_side=long_side,
-                                       min_short_side=min_short_side))
+                                       min_short_side=min_short_side, enlarge=enlarge))
             files.append(path)
         except Exception as e:  # PIL raises many types: UnidentifiedImageError, OSError, SyntaxError…
             skipped.append((path, f"cannot read as an image ({type(e).__name__}: {e})"))
@@ -176,24 +180,35 @@ class CropSampler:
     seeded permutation per epoch, so every image is seen once per epoch), cropped and flipped with
     a generator seeded by ``(seed, stream, k)``. Rank ``r`` returns its slice ``[r·B, (r+1)·B)``.
     Images smaller than the crop are upscaled (the cache normally guarantees they are not).
+
+    ``scale_min`` < 1 makes each crop cover a random square of between ``crop_size`` and
+    ``crop_size / scale_min`` source pixels (log-uniform, at most the image's short side), resized
+    to ``crop_size``: the generator then sees a scene at several scales, which a few dozen photos
+    otherwise cannot teach it. ``jitter`` > 0 varies exposure, gamma and saturation of each crop
+    by up to ± that fraction. With the defaults (1.0, 0.0) crops are plain, as before.
     """
 
     def __init__(self, images: ImageSet, crop_size: int, batch_size: int, *, seed: int, stream: str,
-                 rank: int = 0, world_size: int = 1, flip: bool = True):
+                 rank: int = 0, world_size: int = 1, flip: bool = True, scale_min: float = 1.0,
+                 jitter: float = 0.0):
         if len(images) == 0:
             raise InputError(f"no {images.what} to sample from")
         if crop_size < 1 or batch_size < 1:
             raise ValueError(f"crop_size and batch_size must be positive, got {crop_size}, {batch_size}")
+        if not 0 < scale_min <= 1 or not 0 <= jitter < 1:
+            raise ValueError(f"scale_min must be in (0, 1] and jitter in [0, 1), got {scale_min}, {jitter}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.images, self.crop_size, self.batch_size = images, crop_size, batch_size
         self.seed, self.stream, self.rank, self.world_size, self.flip = seed, stream, rank, world_size, flip
+        self.scale_min, self.jitter = scale_min, jitter
         self._perm_cache: tuple[int, list[int]] | None = None
 
     def state_dict(self) -> dict:
         """JSON-able description; batches depend only on this and the step."""
         return {"seed": self.seed, "stream": self.stream, "crop_size": self.crop_size,
-                "batch_size": self.batch_size, "world_size": self.world_size, "num_images": len(self.images)}
+                "batch_size": self.batch_size, "world_size": self.world_size, "num_images": len(self.images),
+                "scale_min": self.scale_min, "jitter": self.jitter}
 
     def _image_for(self, k: int) -> int:
         n = len(self.images)
@@ -215,12 +230,29 @@ class CropSampler:
             img = torch.nn.functional.interpolate(img[None].float(), size=size, mode="bilinear",
                                                   align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
             h, w = size
-        top = int(torch.randint(0, h - s + 1, (1,), generator=g))
-        left = int(torch.randint(0, w - s + 1, (1,), generator=g))
-        crop = img[:, top:top + s, left:left + s]
+        side = s
+        if self.scale_min < 1:   # a random scale: side in [s, s / scale_min], log-uniform
+            largest = max(s, min(h, w, round(s / self.scale_min)))
+            side = round(math.exp(math.log(s) + float(torch.rand((), generator=g)) * math.log(largest / s)))
+        top = int(torch.randint(0, h - side + 1, (1,), generator=g))
+        left = int(torch.randint(0, w - side + 1, (1,), generator=g))
+        crop = img[:, top:top + side, left:left + side]
         if self.flip and bool(torch.rand((), generator=g) < 0.5):
             crop = crop.flip(-1)
-        return crop.float().div_(255.0)
+        crop = crop.float().div_(255.0)
+        if side != s:
+            crop = torch.nn.functional.interpolate(crop[None], size=(s, s), mode="bilinear", antialias=True,
+                                                   align_corners=False)[0].clamp_(0, 1)
+        if self.jitter > 0:
+            crop = self._jitter(crop, g)
+        return crop
+
+    def _jitter(self, crop: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Exposure (gain), gamma and saturation, each by a random factor within ± ``jitter``."""
+        gain, gamma, saturation = (1 + self.jitter * (2 * torch.rand(3, generator=g) - 1)).tolist()
+        crop = crop.pow(gamma).mul_(gain)
+        grey = crop.mean(0, keepdim=True)
+        return (grey + (crop - grey) * saturation).clamp_(0, 1)
 
     def batch(self, step: int) -> torch.Tensor:
         """This rank's part of the batch of ``step`` → (B, 3, S, S) float32 in [0, 1] (CPU)."""

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .color import rgb_to_yuv
 from .errors import InputError
 from .features import gram_matrix, mean_std
 
@@ -161,6 +162,32 @@ def total_variation(images: torch.Tensor, reduction: str = "mean") -> torch.Tens
     dw = (images[:, :, :, 1:] - images[:, :, :, :-1]).abs().flatten(1).mean(1)
     per_sample = dh + dw
     return per_sample if reduction == "none" else _reduce(per_sample, reduction)
+
+
+def tone_loss(images: torch.Tensor, target: torch.Tensor, pool: int = 16, reduction: str = "mean") -> torch.Tensor:
+    """Low-pass luminance layout error: MSE between the luminance maps of ``images`` and
+    ``target`` (both (B, 3, H, W) RGB in [0, 1]), each average-pooled ``pool``×``pool`` and with
+    its own mean removed.
+
+    It keeps where a picture is light and where it is dark (and how strongly), which the deep
+    content layer barely constrains: without it a style's Gram target can invert a photo's tonal
+    layout. The mean is free, so the style may still lighten or darken the whole picture.
+    Returns a scalar ((B,) with ``reduction="none"``), in squared luminance units.
+
+    >>> x = torch.rand(2, 3, 32, 32)
+    >>> float(tone_loss(x, x)), float(tone_loss(x + 0.1, x)) < 1e-12
+    (0.0, True)
+    >>> bool(tone_loss(1 - x, x) > 0)
+    True
+    """
+    if images.shape != target.shape or images.dim() != 4 or images.shape[1] != 3:
+        raise InputError(f"tone_loss: images {tuple(images.shape)} and target {tuple(target.shape)} must both "
+                         f"be (B, 3, H, W)")
+    def layout(x: torch.Tensor) -> torch.Tensor:
+        y = F.avg_pool2d(rgb_to_yuv(x.float())[:, :1], pool, ceil_mode=True)
+        return y - y.mean(dim=(2, 3), keepdim=True)
+    per_sample = (layout(images) - layout(target)).pow(2).flatten(1).mean(1)
+    return _reduce(per_sample, reduction)
 
 
 def adversarial_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan",

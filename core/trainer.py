@@ -49,19 +49,18 @@ from pathlib import Path
 import torch
 
 from .config import config_to_dict
-from .data import CropSampler, load_image_set, preview_images
+from .data import preview_images
 from .discriminator import PatchDiscriminator
 from .errors import ConfigError, WeightsError
-from .features import compute_style_features
-from .generator import StyleGenerator
 from .images import image_grid, save_image
 from .io import atomic_write_bytes, atomic_write_json, tensors_fingerprint
-from .losses import PerceptualLoss, adversarial_loss, total_variation
+from .losses import PerceptualLoss, adversarial_loss, tone_loss, total_variation
 from .model_card import model_card
 from .training.checkpoint import (CHECKPOINT_FORMAT, latest_checkpoint, module_tensors, pack_state,
                                   read_checkpoint, rng_state, seed_everything, set_rng_state, unpack_state,
                                   write_checkpoint)
 from .training.config import RESUMABLE_CHANGES, TrainConfig, check_run_folder, validated
+from .training.setup import initial_generator, load_training_data, style_target
 from .training.distributed import (barrier, check_ranks_in_sync, data_parallel, setup_distributed,
                                    shutdown)
 from .training.report import run_info, training_facts
@@ -98,34 +97,23 @@ class Trainer:
         seed_everything(config.seed)
 
         # Data: decoded and downscaled once; fails here (before any model is built) if unusable.
-        self.content_images = load_image_set(config.content, what="content images", warn=self.is_main,
-                                             short_side=round(config.content_scale * config.image_size))
-        self.style_images = load_image_set(config.style, what="style images", warn=self.is_main,
-                                           long_side=config.style_size, min_short_side=config.image_size)
-        self.content_sampler = CropSampler(self.content_images, config.image_size, config.batch_size,
-                                           seed=config.seed, stream="content", rank=self.rank,
-                                           world_size=self.world_size)
-        self.style_sampler = CropSampler(self.style_images, config.image_size, config.batch_size,
-                                         seed=config.seed, stream="style", rank=self.rank, world_size=self.world_size)
+        data = load_training_data(config, rank=self.rank, world_size=self.world_size, warn=self.is_main)
+        self.content_images, self.content_sampler = data.content_images, data.content_sampler
+        self.style_images, self.style_sampler = data.style_images, data.style_sampler
 
-        # Loss encoder and style target: the averaged Gram of the style images at style_size (all
-        # of them, or style_target_images evenly spaced ones for big domain folders).
+        # Loss encoder and style target (the averaged Gram of the style images at style_size).
         self.encoder = encoder if encoder is not None else load_vgg_encoder(config.encoder, deepest="relu5_1",
                                                                             device=self.device)
         self.encoder = self.encoder.to(self.device).eval().requires_grad_(False)
-        self.style_layers = STYLE_LAYERS
-        n_style, m = len(self.style_images), min(len(self.style_images), config.style_target_images)
-        chosen = [round(i * (n_style - 1) / (m - 1)) for i in range(m)] if m > 1 else [0]
-        target = compute_style_features(self.encoder, [self.style_images.as_float(i) for i in chosen],
-                                        style_size=None, layers=self.style_layers)
-        self.style_target_count = len(chosen)
-        self.style_grams = {k: v.to(self.device, torch.float32) for k, v in target.grams.items()}
-        self.perceptual = PerceptualLoss(self.style_grams, dict(zip(self.style_layers, config.style_layer_weights)),
-                                         content_layer=CONTENT_LAYER)
+        self.style_layers = STYLE_LAYERS if config.lambda_style > 0 else ()
+        self.style_grams, self.style_target_count = style_target(self.encoder, self.style_images, config,
+                                                                 self.device)
+        self.perceptual = PerceptualLoss(self.style_grams, dict(zip(STYLE_LAYERS, config.style_layer_weights))
+                                         if self.style_grams else {}, content_layer=CONTENT_LAYER)
 
         # Models. Same seed on every rank → same initial weights (DDP also broadcasts rank 0's).
         torch.manual_seed(config.seed)
-        self.generator = StyleGenerator(config.generator_config()).to(self.device).train()
+        self.generator = initial_generator(config).to(self.device).train()
         self.discriminator = PatchDiscriminator(config.discriminator_config()).to(self.device).train()
         if config.lambda_adv > 0 and config.image_size < self.discriminator.config.min_input_size():
             raise ConfigError(f"image_size {config.image_size} is too small for a discriminator with "
@@ -175,6 +163,12 @@ class Trainer:
         l_tv = total_variation(fake.float())
         loss_g = cfg.lambda_content * l_content + cfg.lambda_style * l_style + cfg.lambda_tv * l_tv
         losses = {"content": l_content, "style": l_style, "tv": l_tv}
+        if cfg.lambda_tone > 0:
+            losses["tone"] = tone_loss(fake.float(), content, cfg.tone_pool)
+            loss_g = loss_g + cfg.lambda_tone * losses["tone"]
+        if cfg.lambda_pixel > 0:
+            losses["pixel"] = (fake.float() - content).abs().mean()
+            loss_g = loss_g + cfg.lambda_pixel * losses["pixel"]
         if adversarial:
             with self._autocast():
                 # The unwrapped D: its parameters are frozen, so DDP has nothing to synchronise.
@@ -293,6 +287,7 @@ class Trainer:
         """(3, H, W) grid: style images on the first row, then content | EMA-stylised pairs."""
         size = self.config.image_size
         rows = [[self.style_images.as_float(i) for i in range(min(4, len(self.style_images)))]]
+        rows = [r for r in rows if r]   # a base-generator run has no style images
         for img in preview_images(self.content_images, max(1, self.config.num_previews), size):
             out = self.ema_generator(img.to(self.device)).float().cpu()
             rows.append([img, out])
@@ -340,7 +335,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT, "step": self.step, "elapsed_s": self.elapsed_s,
             "world_size": self.world_size, "options": config_to_dict(self.config),
             "optimizers": optimizers, "rng": rng_state(),
-            "data": {"content": self.content_sampler.state_dict(), "style": self.style_sampler.state_dict()},
+            "data": {"content": self.content_sampler.state_dict(), "style": self.style_sampler and self.style_sampler.state_dict()},
             "last_losses": self.last_losses,
         }
         return tensors, state

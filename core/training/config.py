@@ -55,6 +55,18 @@ class TrainConfig:
     lambda_adv: float = bounded(0.05, 0.0, 1e6,
                                 doc="weight of the generator's adversarial loss; 0 trains without a discriminator")
     lambda_tv: float = bounded(10.0, 0.0, 1e6, doc="weight of the total-variation loss")
+    lambda_tone: float = bounded(50.0, 0.0, 1e6, legacy=0.0,
+                                 doc="weight of the tone loss: the photo's light/dark layout (luminance "
+                                     "average-pooled tone_pool×tone_pool, mean removed) kept in the result")
+    tone_pool: int = bounded(16, 1, 1024, legacy=16, doc="pooling size (px of a crop) of the tone loss")
+    lambda_pixel: float = bounded(0.0, 0.0, 1e6, legacy=0.0,
+                                  doc="weight of the L1 distance to the input photo; with --lambda-style 0 and "
+                                      "--lambda-adv 0 this trains a base generator (a content-preserving start "
+                                      "for --init-from)")
+    init_from: str = bounded("", legacy="",
+                             doc="fine-tune from this generator (a model folder, registry name or Hub repo): "
+                                 "its architecture replaces --preset/--generator, and a new style then needs "
+                                 "far fewer steps than from scratch")
     style_layer_weights: tuple[float, ...] = bounded((1.0, 1.0, 1.0, 1.0, 1.0),
                                                      doc=f"relative weights of {' '.join(STYLE_LAYERS)}")
     style_size: int = bounded(512, 16, 8192,
@@ -64,7 +76,17 @@ class TrainConfig:
                                            "Gram target, to bound start-up time for big domain folders; all of "
                                            "them are the discriminator's real samples")
     content_scale: float = bounded(1.25, 1.0, 8.0,
-                                   doc="content photos are cached with short side = this × image_size, then cropped")
+                                   doc="with --content-size 0: content photos are cached with short side = this × "
+                                       "image_size, then cropped")
+    content_size: int = bounded(1024, 0, 16384, legacy=0,
+                                doc="content photos are cached with this long side (px), the size you will "
+                                    "stylise at, so training sees scenes at their real scale; 0: see "
+                                    "--content-scale")
+    crop_scale_min: float = bounded(0.5, 0.05, 1.0, legacy=1.0,
+                                    doc="each content crop covers image_size to image_size / this source pixels "
+                                        "(random, resized to image_size): scenes at several scales; 1: plain crops")
+    color_jitter: float = bounded(0.1, 0.0, 0.5, legacy=0.0,
+                                  doc="random exposure, gamma and saturation change of each content crop (± fraction)")
     adv_mode: str = bounded("lsgan", choices=ADV_MODES, doc="adversarial (GAN) loss")
     warmup_steps: int = bounded(200, 0, 10_000_000, doc="content/style-only steps before the adversarial term")
     d_channels: int = bounded(64, 1, 1024, doc="discriminator base channels")
@@ -98,7 +120,7 @@ class TrainConfig:
     def validate(self) -> None:
         if not self.content:
             raise ValueError("field 'content' is empty: give a folder of content photos (--content DIR)")
-        if not self.style:
+        if not self.style and self.needs_style:
             raise ValueError("field 'style' is empty: give a style image or folder (--style PATH_OR_DIR)")
         if not self.out:
             raise ValueError("field 'out' is empty: give a run folder (--out RUN_DIR)")
@@ -110,6 +132,11 @@ class TrainConfig:
                              f"{list(self.style_layer_weights)}")
         if not isinstance(self.generator, dict):
             raise ValueError(f"field 'generator' must be an object of GeneratorConfig fields, got {self.generator!r}")
+
+    @property
+    def needs_style(self) -> bool:
+        """False for a base generator (no style loss, no discriminator)."""
+        return self.lambda_style > 0 or self.lambda_adv > 0
 
     def generator_config(self) -> GeneratorConfig:
         base = config_to_dict(preset_config(self.preset))

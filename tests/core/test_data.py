@@ -1,4 +1,5 @@
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,7 +131,7 @@ def test_ranks_take_slices_of_the_same_global_batch():
     for step in (0, 1, 4):
         torch.testing.assert_close(torch.cat([s.batch(step) for s in ranks]), single.batch(step), rtol=0, atol=0)
     assert ranks[0].state_dict() == {"seed": 3, "stream": "content", "crop_size": 8, "batch_size": 2,
-                                     "world_size": 2, "num_images": 7}
+                                     "world_size": 2, "num_images": 7, "scale_min": 1.0, "jitter": 0.0}
 
 
 def test_crops_vary_and_flip():
@@ -163,3 +164,29 @@ def test_sampler_argument_checks():
 def test_preview_images_resized_to_short_side():
     out = preview_images(ImageSet([torch.zeros(3, 40, 80, dtype=torch.uint8)] * 3, ["a", "b", "c"]), 2, 20)
     assert [tuple(t.shape) for t in out] == [(1, 3, 20, 40), (1, 3, 20, 40)]
+
+
+def test_random_scale_crops_cover_larger_regions_and_stay_deterministic():
+    # A 64 px image of horizontal stripes 1 px wide: a plain 8 px crop keeps the full stripe
+    # contrast; a crop covering up to 32 px resized to 8 px averages stripes away.
+    stripes = (torch.arange(64) % 2 * 255).to(torch.uint8).view(1, 64, 1).expand(3, 64, 64).contiguous()
+    images = ImageSet([stripes], [Path("stripes.png")])
+    plain = CropSampler(images, 8, 16, seed=1, stream="content")
+    scaled = CropSampler(images, 8, 16, seed=1, stream="content", scale_min=0.25)
+    assert plain.batch(0).std(dim=(1, 2, 3)).min() > 0.45
+    spread = scaled.batch(0).std(dim=(1, 2, 3))
+    assert spread.min() < 0.2 and scaled.batch(0).shape == (16, 3, 8, 8)
+    torch.testing.assert_close(scaled.batch(3), CropSampler(images, 8, 16, seed=1, stream="content",
+                                                            scale_min=0.25).batch(3), rtol=0, atol=0)
+
+
+def test_jitter_changes_exposure_within_bounds():
+    grey = torch.full((3, 16, 16), 128, dtype=torch.uint8)
+    images = ImageSet([grey], [Path("grey.png")])
+    jittered = CropSampler(images, 8, 32, seed=2, stream="content", jitter=0.2).batch(0)
+    means = jittered.mean(dim=(1, 2, 3))
+    base = 128 / 255
+    assert means.min() >= (base ** 1.2) * 0.8 - 1e-6 and means.max() <= (base ** 0.8) * 1.2 + 1e-6
+    assert means.std() > 0.02        # crops differ
+    with pytest.raises(ValueError, match="jitter"):
+        CropSampler(images, 8, 2, seed=0, stream="content", jitter=1.5)

@@ -35,7 +35,9 @@ def data(tmp_path_factory) -> dict:
 def tiny_config(data, out, **changes) -> TrainConfig:
     options = dict(content=data["content"], style=data["style"], out=str(out), generator=TINY_G, steps=4,
                    image_size=32, batch_size=2, warmup_steps=1, d_channels=4, d_layers=2, style_size=48,
-                   log_every=1, sample_every=0, checkpoint_every=0, num_previews=2, progress=False)
+                   log_every=1, sample_every=0, checkpoint_every=0, num_previews=2, progress=False,
+                   # the plain recipe (no tone loss, fixed-scale crops): what most tests below measure
+                   lambda_tone=0.0, content_size=0, crop_scale_min=1.0, color_jitter=0.0)
     options.update(changes)
     return TrainConfig(**options)
 

@@ -1,0 +1,79 @@
+"""The training recipe's own terms: tone loss, multi-scale content crops, base generators
+(no style) and fine-tuning from one (``init_from``), and older runs' options loading unchanged."""
+import json
+
+import pytest
+import torch
+
+from helpers import synthetic_painting, synthetic_photo
+from ganstyle.core.config import config_to_dict
+from ganstyle.core.images import save_image
+from ganstyle.core.trainer import TrainConfig, Trainer
+from ganstyle.core.training.config import load_options
+
+TINY_G = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1, first_kernel=3, last_kernel=3)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("data")
+    (root / "content").mkdir()
+    for i in range(3):
+        save_image(synthetic_photo(40, 52).roll(9 * i, dims=-1), root / "content" / f"photo{i}.png")
+    save_image(synthetic_painting(48, 48), root / "style.png")
+    return {"content": str(root / "content"), "style": str(root / "style.png")}
+
+
+def config(data, out, **changes) -> TrainConfig:
+    options = dict(content=data["content"], style=data["style"], out=str(out), generator=TINY_G, steps=3,
+                   image_size=32, batch_size=2, warmup_steps=1, d_channels=4, d_layers=2, style_size=48,
+                   log_every=1, sample_every=0, checkpoint_every=0, num_previews=1, progress=False)
+    options.update(changes)
+    return TrainConfig(**options)
+
+
+def test_default_recipe_adds_the_tone_term_and_caches_photos_without_enlarging(data, vgg16, tmp_path):
+    trainer = Trainer(config(data, tmp_path / "run"), encoder=vgg16)
+    # photos smaller than content_size (1024) stay at their size; crops take random scales
+    assert {tuple(img.shape[-2:]) for img in trainer.content_images.images} == {(40, 52)}
+    assert trainer.content_sampler.scale_min == 0.5 and trainer.content_sampler.jitter == 0.1
+    losses = trainer.optimize_parameters(0)
+    assert {"content", "style", "tv", "tone", "loss_g"} <= set(losses)
+    expected = (trainer.config.lambda_content * losses["content"] + trainer.config.lambda_style * losses["style"]
+                + trainer.config.lambda_tv * losses["tv"] + trainer.config.lambda_tone * losses["tone"])
+    torch.testing.assert_close(losses["loss_g"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_base_generator_trains_without_style_and_fine_tuning_starts_from_it(data, vgg16, tmp_path):
+    base_options = config(data, tmp_path / "base", style=(), lambda_style=0.0, lambda_adv=0.0, lambda_tone=0.0,
+                          lambda_pixel=10.0, steps=2)
+    base = Trainer(base_options, encoder=vgg16)
+    assert len(base.style_images) == 0 and base.style_sampler is None
+    losses = base.optimize_parameters(0)
+    assert set(losses) == {"content", "style", "tv", "pixel", "loss_g"} and float(losses["style"]) == 0.0
+    model_dir = base.train()
+
+    tuned = Trainer(config(data, tmp_path / "tuned", init_from=str(model_dir), preset="johnson"), encoder=vgg16)
+    exported = base.ema_generator.state_dict()
+    assert tuned.generator.config == base.generator.config          # the base's architecture, not 'johnson'
+    for name, tensor in tuned.generator.state_dict().items():
+        torch.testing.assert_close(tensor, exported[name].float(), rtol=0, atol=0)
+
+
+def test_style_is_still_required_when_a_style_loss_is_asked_for(data, tmp_path):
+    with pytest.raises(ValueError, match="'style' is empty"):
+        config(data, tmp_path / "run", style=()).validate()
+
+
+def test_options_of_an_older_run_load_with_the_old_recipe(data, tmp_path):
+    saved = config_to_dict(config(data, tmp_path / "run"))
+    for field in ("lambda_tone", "tone_pool", "lambda_pixel", "init_from", "content_size", "crop_scale_min",
+                  "color_jitter"):
+        del saved[field]
+    path = tmp_path / "options.json"
+    path.write_text(json.dumps(saved))
+    old = load_options(path)
+    assert (old.lambda_tone, old.lambda_pixel, old.init_from, old.content_size, old.crop_scale_min,
+            old.color_jitter) == (0.0, 0.0, "", 0, 1.0, 0.0)
