@@ -7,8 +7,8 @@ import json
 import os
 import struct
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from safetensors import safe_open
@@ -84,14 +84,18 @@ def check_safetensors_file(path: str | os.PathLike) -> dict:
             f"safetensors.torch.save_file(state_dict, 'model.safetensors') in a trusted session.")
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(9)
         if len(head) < 8:
             raise WeightsError(f"{path}: file is {size} bytes, too short to be safetensors (truncated?)")
-        if head[:1] == b"\x80" or head[:2] == b"PK":
+        # safetensors: an 8-byte little-endian header length, then the JSON header's "{". The
+        # length's first bytes can be those of a pickle (0x80) or zip ("PK") file: only without the
+        # "{" is the file taken for one.
+        if head[8:] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
             raise WeightsError(
                 f"{path}: this is a pickle/zip PyTorch checkpoint renamed to '{path.suffix}', not "
                 f"safetensors. ganstyle never unpickles; convert it to safetensors first.")
-        (header_len,) = struct.unpack("<Q", head)
+        (header_len,) = struct.unpack("<Q", head[:8])
+        f.seek(8)
         if header_len > _MAX_HEADER_BYTES or 8 + header_len > size:
             raise WeightsError(f"{path}: not a valid safetensors file (header length {header_len} "
                                f"does not fit in a {size}-byte file; corrupt or truncated)")
