@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from ganstyle.core.device import MIXED_PRECISION_MODES
+
 ROOT = Path(__file__).resolve().parents[1]
 MATE = Path("/usr/share/backgrounds/mate")
 
@@ -58,7 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=None, help="engine steps (default: OptimizeOptions')")
     p.add_argument("--start-side", type=int, default=None, help="engine start_side (default: OptimizeOptions')")
     p.add_argument("--tile-size", type=int, default=0, help="engine tile_size (0 = auto)")
-    p.add_argument("--mixed-precision", choices=["auto", "bf16", "fp32"], default="auto", help="engine mixed precision")
+    p.add_argument("--mixed-precision", choices=MIXED_PRECISION_MODES, default="auto",
+                   help="engine mixed precision")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
     p.add_argument("--out", default=str(ROOT / "bench" / "out"), help="folder for the side-by-side PNGs")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from ganstyle.core.device import MIXED_PRECISION_MODES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10, help="timed steps per preset")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, cuDNN autotuning)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, auto")
-    p.add_argument("--mixed-precision", default="auto", choices=("auto", "bf16", "fp32"),
+    p.add_argument("--mixed-precision", default="auto", choices=MIXED_PRECISION_MODES,
                    help="'auto' = bf16 autocast on CUDA, fp32 elsewhere")
     p.add_argument("--presets", nargs="+", default=["johnson", "fast"], help="generator presets to time")
     p.add_argument("--no-gan", action="store_true", help="time the warm-up step (no discriminator) instead")
@@ -75,7 +77,8 @@ def main(argv=None) -> int:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(f"# torch {torch.__version__} on {gpu}; encoder {encoder.arch} {encoder.identity}; "
           f"{args.size}px, batch {args.batch}, {args.steps} timed steps; load average {load[0]}")
-    print(f"{'preset':8} {'device':8} {'amp':5} {'G params':>9} {'s/step':>8} {'steps/s':>8} {'images/s':>9} {'peak GiB':>9}")
+    print(f"{'preset':8} {'device':8} {'amp':5} {'G params':>9} {'s/step':>8} {'steps/s':>8} {'images/s':>9} "
+          f"{'peak GiB':>9}")
     for preset in args.presets:
         r = bench_preset(preset, args, encoder)
         print(f"{r['preset']:8} {r['device']:8} {r['amp']:5} {r['g_params']:>9,} {r['s_per_step']:>8.3f} "

@@ -4,13 +4,23 @@ elsewhere we pick one."""
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from .errors import InputError
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# The precision words, one vocabulary for every option, node input and flag ("fp32" is full
+# precision; no "none", "float32" or "half"):
+# - a fixed precision: the dtype weights and activations are held in (LoadVGGEncoder's dtype)
+FIXED_PRECISIONS = ("fp32", "fp16", "bf16")
+# - a precision: that, or "auto" (resolve_dtype picks one for the device and the pass size); the
+#   stylize precision (StylizeOptions.precision, the GAN Stylize input, ``ganstyle stylize --dtype``)
+PRECISIONS = ("auto", *FIXED_PRECISIONS)
+# - a mixed-precision mode: autocast in training (TrainConfig.mixed_precision) and in the
+#   optimiser's VGG passes (OptimizeOptions.mixed_precision); "fp32" = no autocast. No fp16:
+#   its narrow range would need loss scaling, bf16's does not.
+MIXED_PRECISION_MODES = ("auto", "bf16", "fp32")
 DTYPE_NAMES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
                "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 # On CUDA, fp16 pays off only for large passes (docs/benchmarks.md): "auto" keeps fp32 (TF32

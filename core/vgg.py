@@ -8,14 +8,14 @@ Weights are read from safetensors only, and only the tensors up to the deepest l
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from .device import DTYPE_NAMES, FIXED_PRECISIONS
 from .errors import InputError, WeightsError
 from .io import check_safetensors_file, load_safetensors_checked, tensors_fingerprint
 
@@ -29,7 +29,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -169,7 +168,7 @@ class VGGEncoder(nn.Module):
 
 def deepest_of(arch: str, layers: Iterable[str]) -> str:
     names = layer_names(arch)
-    bad = [l for l in layers if l not in names]
+    bad = [layer for layer in layers if layer not in names]
     if bad:
         raise ValueError(f"unknown {arch} layers {bad}")
     return max(layers, key=names.index)
@@ -184,9 +183,9 @@ def load_vgg_encoder_file(path: str | Path, arch: str | None = None, *, deepest:
     match the file is an error. Only ``features.N`` tensors up to ``deepest`` are read."""
     path = Path(path)
     if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got '{dtype}'")
-        dtype = DTYPES[dtype]
+        if dtype not in FIXED_PRECISIONS:
+            raise ValueError(f"dtype must be one of {list(FIXED_PRECISIONS)}, got '{dtype}'")
+        dtype = DTYPE_NAMES[dtype]
     header = check_safetensors_file(path)
     # timm checkpoints may prefix nothing; some exports use "model.features.N" — accept a prefix.
     prefix = ""
@@ -222,8 +221,8 @@ def load_vgg_encoder(ref: str = "vgg19", *, arch: str | None = None, deepest: st
     """Load a VGG encoder from a weights reference (registry name, Hub repo, or local file).
 
     See :func:`ganstyle.core.hub.resolve_weights` for the reference forms."""
-    from .hub import resolve_weights
     from .device import default_device
+    from .hub import resolve_weights
 
     resolved = resolve_weights(ref, kind="vgg", cache_dir=cache_dir, search_dirs=search_dirs)
     arch = arch or resolved.arch

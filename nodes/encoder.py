@@ -1,6 +1,7 @@
 """LoadVGGEncoder and StyleFeatures nodes: thin wrappers over core.vgg / core.features."""
 from __future__ import annotations
 
+from ..core.device import FIXED_PRECISIONS
 from ..core.features import blend_style_features, compute_style_features
 from ..core.hub import registry_names
 from ..core.images import comfy_to_bchw
@@ -13,8 +14,11 @@ class LoadVGGEncoder:
     def INPUT_TYPES(cls):
         choices = registry_names("vgg") + comfy_env.list_local("vgg")
         return {"required": {
-            "weights": (choices, {"default": "vgg19", "tooltip": "Registry entry (downloaded from the Hugging Face Hub into models/style_transfer/hub on first use) or a .safetensors file in models/vgg."}),
-            "dtype": (["fp32", "fp16", "bf16"], {"default": "fp32", "tooltip": "Precision of the encoder. fp16/bf16 halve memory on GPUs; keep fp32 on CPU."}),
+            "weights": (choices, {"default": "vgg19", "tooltip": "Registry entry (downloaded from the Hugging "
+                                  "Face Hub into models/style_transfer/hub on first use) or a .safetensors "
+                                  "file in models/vgg."}),
+            "dtype": (list(FIXED_PRECISIONS), {"default": "fp32", "tooltip": "Precision of the encoder. fp16/bf16 "
+                                               "halve memory on GPUs; keep fp32 on CPU."}),
         }}
 
     RETURN_TYPES = ("VGG_ENCODER",)
@@ -36,10 +40,14 @@ class StyleFeaturesNode:
     def INPUT_TYPES(cls):
         return {"required": {
             "encoder": ("VGG_ENCODER", {"tooltip": "From Load VGG Encoder."}),
-            "style_images": ("IMAGE", {"tooltip": "One or more style images (a batch). Several images are blended into one style."}),
-            "style_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 32, "tooltip": "Long side, in pixels, the style images are resized to. Larger = larger brush strokes in the result."}),
+            "style_images": ("IMAGE", {"tooltip": "One or more style images (a batch). Several images are "
+                                                  "blended into one style."}),
+            "style_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 32,
+                                   "tooltip": "Long side, in pixels, the style images are resized to. Larger = "
+                                              "larger brush strokes in the result."}),
         }, "optional": {
-            "blend_weights": ("STRING", {"default": "", "tooltip": "Comma-separated weight per style image, e.g. '0.7, 0.3'. Empty = equal weights."}),
+            "blend_weights": ("STRING", {"default": "", "tooltip": "Comma-separated weight per style image, e.g. "
+                                                                   "'0.7, 0.3'. Empty = equal weights."}),
         }}
 
     RETURN_TYPES = ("STYLE_FEATURES",)
@@ -61,7 +69,8 @@ class BlendStyleFeatures:
         return {"required": {
             "style_a": ("STYLE_FEATURES", {"tooltip": "First style (from Style Features)."}),
             "style_b": ("STYLE_FEATURES", {"tooltip": "Second style; must come from the same encoder."}),
-            "weight_a": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "Share of style A in the mix (style B gets 1 - weight_a)."}),
+            "weight_a": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
+                                   "tooltip": "Share of style A in the mix (style B gets 1 - weight_a)."}),
         }}
 
     RETURN_TYPES = ("STYLE_FEATURES",)

@@ -28,11 +28,11 @@ under bf16 autocast in channels-last layout where that is fast (CUDA GPUs with b
 AMX); the products accumulate in fp32, and losses, the L-BFGS state and the image stay fp32.
 Results are compared on fp32 losses (:func:`evaluate_losses`). Measurements: docs/benchmarks.md.
 """
+from ..device import MIXED_PRECISION_MODES
 from .engine import ProgressCallback, StyleTransferCancelled, evaluate_losses, optimize_stylize
 from .lbfgs import lbfgs
 from .objective import StyleObjective, objective_settings
-from .options import (INITS, MIXED_PRECISION_MODES, OPTIMIZERS, PRECONDITIONERS, OptimizeOptions, Scale,
-                      plan_scales)
+from .options import INITS, OPTIMIZERS, PRECONDITIONERS, OptimizeOptions, Scale, plan_scales
 from .preconditioner import SpectralPreconditioner
 from .tiling import Tile, activation_bytes_per_pixel, layer_strides, plan_tiles, receptive_field
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..color import COLOR_MODES
 from ..config import bounded, config_from_dict
+from ..device import MIXED_PRECISION_MODES
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "content_colored")
-MIXED_PRECISION_MODES = ("auto", "bf16", "fp32")
 PRECONDITIONERS = ("spectral", "none")
 
 
@@ -82,7 +82,7 @@ class OptimizeOptions:
             if sum(w.values()) <= 0:
                 raise ValueError("field 'style_layer_weights' needs at least one positive weight")
 
-    def checked(self) -> "OptimizeOptions":
+    def checked(self) -> OptimizeOptions:
         """A validated copy; bad values raise :class:`~ganstyle.core.errors.ConfigError`."""
         return config_from_dict(OptimizeOptions, dataclasses.asdict(self), source="OptimizeOptions")
 
