@@ -56,6 +56,15 @@ def one_thread():
 
 
 @pytest.fixture
+def auto_is_fp32(monkeypatch):
+    """"auto" precision is fp32 on every CPU, as on most (on CPUs with AMX it is bf16: tested in
+    tests/core/test_stylize.py)."""
+    import ganstyle.core.device as device
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+
+
+@pytest.fixture
 def photo() -> torch.Tensor:
     return synthetic_photo()
 

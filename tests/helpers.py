@@ -1,8 +1,9 @@
-"""Shared test helpers: tiny synthetic VGG weights in the real torchvision key layout, a pre-filled
-Hugging Face Hub cache, and small deterministic test images."""
+"""Shared test helpers: the tiny generator config, tiny synthetic VGG weights in the real
+torchvision key layout, a pre-filled Hugging Face Hub cache, and small deterministic test images."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -10,9 +11,39 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ganstyle.core.generator import GeneratorConfig, StyleGenerator
 from ganstyle.core.vgg import vgg_layers
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# The tests' generator: 4 → 8 channels, two halvings (the first a pixel-unshuffle, as in the shipped
+# 'fast' preset), one residual block, 3x3 kernels; a few thousand weights. GeneratorConfig fields,
+# so also a TrainConfig.generator.
+TINY_GENERATOR = dict(base_channels=4, max_channels=8, num_downsamples=2, num_residual_blocks=1, first_kernel=3,
+                      last_kernel=3, pixel_shuffle=True, preset="tiny")
+
+
+def tiny_config(**changes) -> GeneratorConfig:
+    """The tiny :class:`GeneratorConfig`, with ``changes`` to its fields."""
+    return GeneratorConfig(**{**TINY_GENERATOR, **changes})
+
+
+def tiny_generator(seed: int = 0, **changes) -> StyleGenerator:
+    """A tiny generator with random weights drawn after ``torch.manual_seed(seed)``, in eval mode."""
+    torch.manual_seed(seed)
+    return StyleGenerator(tiny_config(**changes)).eval()
+
+
+def tiny_generator_flags() -> list[str]:
+    """``ganstyle train`` flags that train the tiny generator."""
+    return ["--generator", *(f"{k}={json.dumps(v)}" for k, v in TINY_GENERATOR.items())]
+
+
+def comfy_call(node_cls, **inputs):
+    """Run a node the way ComfyUI does: a new instance, its ``FUNCTION``, inside inference mode."""
+    node = node_cls()
+    with torch.inference_mode():
+        return getattr(node, node_cls.FUNCTION)(**inputs)
 
 
 def make_vgg_state(arch: str, seed: int = 0, with_classifier: bool = True) -> dict[str, torch.Tensor]:
@@ -58,7 +89,6 @@ def fill_hub_cache(cache_dir: Path, repo_id: str, files: dict[str, bytes | Path]
     (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
     (repo_dir / "refs" / revision).write_text(commit)
     return snap
-
 
 
 def synthetic_photo(h: int = 48, w: int = 64, seed: int = 0) -> torch.Tensor:

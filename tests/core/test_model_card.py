@@ -1,10 +1,10 @@
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
 from ganstyle.core.model_card import TrainingFacts, model_card
 
-TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
+from helpers import tiny_generator
+
 
 def test_one_writer_for_hub_and_trained_models():
-    generator = StyleGenerator(TINY)
+    generator = tiny_generator()
     hub = model_card("x", generator, images={"samples.png": "sample"}, reference="me/x", options_file=True)
     assert hub.startswith("---\nlibrary_name: ganstyle\n") and "(`tiny` preset," in hub
     assert "![sample](samples.png)" in hub and "--model me/x" in hub and "hub_repo `me/x`" in hub

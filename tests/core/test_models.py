@@ -4,13 +4,18 @@ import os
 import pytest
 import torch
 
-from helpers import fill_hub_cache
 from ganstyle.core.errors import ConfigError, WeightsError
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
-from ganstyle.core.models import (cached_hub_style_models, clear_cache, default_style_model, load_style_model,
-                                  local_style_models, locate_style_model)
+from ganstyle.core.generator import StyleGenerator
+from ganstyle.core.models import (
+    cached_hub_style_models,
+    clear_cache,
+    default_style_model,
+    load_style_model,
+    local_style_models,
+    locate_style_model,
+)
 
-TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
+from helpers import fill_hub_cache, tiny_config, tiny_generator
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +27,7 @@ def _fresh_cache():
 
 @pytest.fixture
 def model_dir(tmp_path):
-    torch.manual_seed(0)
-    return StyleGenerator(TINY).eval().save_pretrained(tmp_path / "mystyle")
+    return tiny_generator().save_pretrained(tmp_path / "mystyle")
 
 
 def _reference(folder):
@@ -107,8 +111,7 @@ def test_cache_reuses_and_reloads_on_change(model_dir):
     assert load_style_model(str(model_dir / "model.safetensors")).generator is a.generator
     assert load_style_model(str(model_dir), dtype=torch.bfloat16).generator is not a.generator
     assert load_style_model(str(model_dir), use_cache=False).generator is not a.generator
-    torch.manual_seed(5)
-    StyleGenerator(TINY).save_pretrained(model_dir)  # retrained in place: new mtime
+    tiny_generator(seed=5).save_pretrained(model_dir)  # retrained in place: new mtime
     st = (model_dir / "model.safetensors").stat()
     os.utime(model_dir / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     b = load_style_model(str(model_dir))
@@ -136,7 +139,7 @@ def test_bad_models_give_clear_errors(model_dir, tmp_path):
     with pytest.raises(WeightsError, match="pickles, which ganstyle never loads"):
         load_style_model(str(pickle))
 
-    good = StyleGenerator(TINY).save_pretrained(tmp_path / "truncated")
+    good = StyleGenerator(tiny_config()).save_pretrained(tmp_path / "truncated")
     raw = (good / "model.safetensors").read_bytes()
     (good / "model.safetensors").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(WeightsError, match="truncated"):

@@ -6,11 +6,12 @@ import torch
 from huggingface_hub import HfApi
 
 from ganstyle.core.errors import ConfigError, InputError, WeightsError
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
+from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.images import save_image
 from ganstyle.core.sharing import push_to_hub
 
-TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
+from helpers import tiny_generator
+
 TRAINER_CARD = """---
 library_name: ganstyle
 pipeline_tag: image-to-image
@@ -30,8 +31,7 @@ tags:
 
 def make_run(root: Path, card: str | None = TRAINER_CARD) -> Path:
     """A finished training run as the trainer lays it out: options.json + model/."""
-    torch.manual_seed(0)
-    model = StyleGenerator(TINY).save_pretrained(root / "model")
+    model = tiny_generator().save_pretrained(root / "model")
     save_image(torch.rand(3, 16, 16), model / "samples.png")
     if card is not None:
         (model / "README.md").write_text(card)

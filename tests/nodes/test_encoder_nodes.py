@@ -5,11 +5,7 @@ import torch
 import ganstyle
 from ganstyle.nodes.encoder import LoadVGGEncoder, StyleFeaturesNode
 
-
-def comfy_call(node_cls, **inputs):
-    node = node_cls()
-    with torch.inference_mode():
-        return getattr(node, node_cls.FUNCTION)(**inputs)
+from helpers import comfy_call
 
 
 def test_pack_exports_mappings():
@@ -21,7 +17,7 @@ def test_every_input_has_tooltip_and_category():
     for name, cls in ganstyle.NODE_CLASS_MAPPINGS.items():
         spec = cls.INPUT_TYPES()
         for section in spec.values():
-            for inp, (typ, *opts) in section.items():
+            for inp, (_, *opts) in section.items():
                 assert opts and "tooltip" in opts[0], f"{name}.{inp} has no tooltip"
         assert cls.CATEGORY.startswith("style_transfer")
         assert len(cls.RETURN_TYPES) >= 1 and hasattr(cls, cls.FUNCTION)
@@ -39,7 +35,8 @@ def test_load_encoder_from_models_folder(vgg16_file, monkeypatch):
 
 def test_load_encoder_offline_error_is_friendly(monkeypatch, tmp_path):
     monkeypatch.setenv("GANSTYLE_MODELS_DIR", str(tmp_path))
-    with pytest.raises(ValueError, match=r"^\[ganstyle\] cannot get 'model\.safetensors' from Hub repo 'timm/vgg19\.tv_in1k'"):
+    with pytest.raises(ValueError, match=r"^\[ganstyle\] cannot get 'model\.safetensors' from Hub repo "
+                                         r"'timm/vgg19\.tv_in1k'"):
         comfy_call(LoadVGGEncoder, weights="vgg19", dtype="fp32")
 
 

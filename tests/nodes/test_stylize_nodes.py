@@ -1,79 +1,30 @@
 """LoadStyleModel and GANStylize called the way ComfyUI calls them: IMAGE (B, H, W, C) in [0, 1],
-inside inference mode, with ComfyUI's folder_paths / model_management / ProgressBar stand-ins."""
-import sys
-import types
-
+inside inference mode, with ComfyUI's folder_paths / model_management / ProgressBar stand-ins
+(the ``comfy`` fixture, conftest.py)."""
 import pytest
 import torch
 
 import ganstyle
-from helpers import fill_hub_cache
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
-from ganstyle.core.models import clear_cache
+from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.model_copies import release_device_copies
+from ganstyle.core.models import clear_cache
 from ganstyle.core.stylize import stylize
 from ganstyle.nodes.stylize import NO_MODELS, GANStylize, LoadStyleModel
 
-TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
+from helpers import comfy_call, fill_hub_cache, tiny_generator
 
-
-def comfy_call(node_cls, **inputs):
-    node = node_cls()
-    with torch.inference_mode():
-        return getattr(node, node_cls.FUNCTION)(**inputs)
+pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
 
 
 @pytest.fixture(autouse=True)
-def _fp32_one_thread_fresh_cache(monkeypatch, one_thread):
-    import ganstyle.core.device as device
-
-    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)  # "auto" = fp32 on every CPU
+def _fresh_cache():
     yield
     clear_cache()
 
 
 @pytest.fixture
-def comfy(monkeypatch, tmp_path):
-    """Minimal fakes of the ComfyUI modules comfy_env talks to."""
-    models_dir = tmp_path / "ComfyUI" / "models"
-    fp = types.ModuleType("folder_paths")
-    fp.models_dir = str(models_dir)
-    fp.folder_names_and_paths = {}
-    fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
-    state = types.SimpleNamespace(updates=[], interrupt_after=None, checks=0)
-    mm = types.ModuleType("comfy.model_management")
-    mm.get_torch_device = lambda: torch.device("cpu")
-    mm.unet_offload_device = lambda: torch.device("cpu")
-
-    def throw_exception_if_processing_interrupted():
-        state.checks += 1
-        if state.interrupt_after is not None and state.checks > state.interrupt_after:
-            raise InterruptedError("Processing interrupted")  # ComfyUI's InterruptProcessingException
-
-    mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
-    utils = types.ModuleType("comfy.utils")
-
-    class ProgressBar:
-        def __init__(self, total):
-            self.total = total
-
-        def update_absolute(self, value, total=None, preview=None):
-            state.updates.append((value, total))
-
-    utils.ProgressBar = ProgressBar
-    pkg = types.ModuleType("comfy")
-    pkg.utils, pkg.model_management = utils, mm
-    for name, module in {"folder_paths": fp, "comfy": pkg, "comfy.utils": utils, "comfy.model_management": mm}.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    state.style_dir = models_dir / "style_transfer"
-    state.style_dir.mkdir(parents=True)
-    return state
-
-
-@pytest.fixture
 def saved_model(comfy):
-    torch.manual_seed(0)
-    return StyleGenerator(TINY).eval().save_pretrained(comfy.style_dir / "ink")
+    return tiny_generator().save_pretrained(comfy.style_dir / "ink")
 
 
 def test_pack_exports_nodes():

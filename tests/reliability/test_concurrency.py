@@ -6,20 +6,16 @@ import threading
 
 import torch
 
-from helpers import synthetic_photo
 from ganstyle.core import models as style_models
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
 from ganstyle.core.stylize import stylize
 
-TINY = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1,
-            first_kernel=3, last_kernel=3)
+from helpers import synthetic_photo, tiny_generator
 
 
 def test_two_models_in_two_threads_match_sequential(tmp_path):
     style_models.clear_cache()
     for seed in (0, 1):
-        torch.manual_seed(seed)
-        StyleGenerator(GeneratorConfig(**TINY)).save_pretrained(tmp_path / f"m{seed}")
+        tiny_generator(seed).save_pretrained(tmp_path / f"m{seed}")
     a = style_models.load_style_model(str(tmp_path / "m0"))
     b = style_models.load_style_model(str(tmp_path / "m1"))
     images = [synthetic_photo(96, 80, seed=0), synthetic_photo(64, 100, seed=1).flip(-1)]
@@ -61,8 +57,7 @@ def test_two_models_in_two_threads_match_sequential(tmp_path):
             assert torch.equal(got, expected), jobs[i][2]
     # the models themselves were not modified
     assert not torch.equal(sequential[0], sequential[len(images) * len(runs)])
-    torch.manual_seed(0)
-    ref = StyleGenerator(GeneratorConfig(**TINY))
+    ref = tiny_generator(seed=0)
     for k, v in ref.state_dict().items():
         assert torch.equal(a.generator.state_dict()[k], v)
     style_models.clear_cache()

@@ -7,23 +7,20 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import synthetic_photo
 from ganstyle.core.errors import GanstyleError, InputError
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
+from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.images import bchw_to_comfy, comfy_to_bchw, load_image, save_image
 from ganstyle.core.optimize import OptimizeOptions, plan_scales
 from ganstyle.core.stylize import _Engine, stylize
 from ganstyle.core.tiles import tile_spans
 from ganstyle.train_cli.__main__ import main as cli_main
 
-TINY = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1,
-            first_kernel=3, last_kernel=3)
+from helpers import synthetic_photo, tiny_generator
 
 
 @pytest.fixture(scope="module")
 def generator() -> StyleGenerator:
-    torch.manual_seed(0)
-    return StyleGenerator(GeneratorConfig(**TINY)).eval().requires_grad_(False)
+    return tiny_generator().requires_grad_(False)
 
 
 def _rgb(h=20, w=24):

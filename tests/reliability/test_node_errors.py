@@ -5,16 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import fill_hub_cache, synthetic_painting, synthetic_photo
 from ganstyle.core import models as style_models
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
 from ganstyle.nodes import comfy_env
 from ganstyle.nodes.encoder import BlendStyleFeatures, LoadVGGEncoder, StyleFeaturesNode
 from ganstyle.nodes.optimize import OptimizeStylize
 from ganstyle.nodes.stylize import GANStylize, LoadStyleModel
 
-TINY = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1,
-            first_kernel=3, last_kernel=3)
+from helpers import fill_hub_cache, synthetic_painting, synthetic_photo, tiny_generator, write_vgg
+
 BAD_IMAGES = {
     "nan": torch.full((1, 16, 16, 3), float("nan")),
     "inf": torch.full((1, 16, 16, 3), float("inf")),
@@ -44,9 +42,8 @@ def model_dirs(tmp_path, monkeypatch):
     """A models/style_transfer and models/vgg folder as ComfyUI would give them."""
     style_dir, vgg_dir = tmp_path / "style_transfer", tmp_path / "vgg"
     style_dir.mkdir(), vgg_dir.mkdir()
-    torch.manual_seed(0)
-    StyleGenerator(GeneratorConfig(**TINY)).save_pretrained(style_dir / "good")
-    broken = StyleGenerator(GeneratorConfig(**TINY)).save_pretrained(style_dir / "broken")
+    tiny_generator(seed=0).save_pretrained(style_dir / "good")
+    broken = tiny_generator(seed=1).save_pretrained(style_dir / "broken")
     data = (broken / "model.safetensors").read_bytes()
     (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
     monkeypatch.setattr(comfy_env, "model_dirs",
@@ -74,8 +71,7 @@ def test_load_style_model_node_errors_then_works(model_dirs):
     with pytest.raises(ValueError) as e:
         node.load("good")
     assert_friendly(e, "config.json")
-    torch.manual_seed(0)
-    StyleGenerator(GeneratorConfig(**TINY)).save_pretrained(model_dirs["style"] / "good")
+    tiny_generator().save_pretrained(model_dirs["style"] / "good")
     (model,) = node.load("good")  # the next run works
     assert model.config.base_channels == 4
 
@@ -98,7 +94,8 @@ def test_gan_stylize_node_bad_inputs_then_works(model_dirs):
     with torch.inference_mode():  # as ComfyUI runs it
         (out,) = node.stylize(model, good, strength=1.0, preserve_color="none")
         (gray,) = node.stylize(model, good[..., :1], strength=1.0, preserve_color="none")
-        (rgba,) = node.stylize(model, torch.cat([good, torch.ones_like(good[..., :1])], -1), strength=1.0, preserve_color="none")
+        (rgba,) = node.stylize(model, torch.cat([good, torch.ones_like(good[..., :1])], -1), strength=1.0,
+                               preserve_color="none")
     assert out.shape == (1, 16, 20, 3) and torch.isfinite(out).all()
     assert gray.shape == rgba.shape == out.shape
     assert torch.equal(rgba, out)
@@ -143,7 +140,6 @@ def test_vgg_and_style_feature_nodes_bad_inputs_then_work(model_dirs, vgg16_file
             node.stylize(encoder, bad, style, **args)
         assert_friendly(e)
     other_file = tmp_path / "other.safetensors"
-    from helpers import write_vgg
     write_vgg(other_file, "vgg16", seed=5)
     from ganstyle.core.vgg import load_vgg_encoder_file
     other = load_vgg_encoder_file(other_file)

@@ -17,18 +17,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import synthetic_painting, synthetic_photo, write_vgg
 from ganstyle.core.data import SkippedFilesWarning, load_image_set
 from ganstyle.core.errors import InputError
 from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.images import save_image
 from ganstyle.core.io import check_safetensors_file
-from ganstyle.core.trainer import Trainer, TrainConfig
+from ganstyle.core.trainer import TrainConfig, Trainer
 from ganstyle.train_cli.__main__ import main as cli_main
 
-TINY_G = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1,
-              first_kernel=3, last_kernel=3)
-TINY_FLAGS = ["--generator", *(f"{k}={v}" for k, v in TINY_G.items()), "--image-size", "32",
+from helpers import TINY_GENERATOR, synthetic_painting, synthetic_photo, tiny_generator, tiny_generator_flags, write_vgg
+
+TINY_FLAGS = [*tiny_generator_flags(), "--image-size", "32",
               "--style-size", "48", "--warmup-steps", "1", "--d-channels", "4", "--d-layers", "2",
               "--log-every", "1", "--sample-every", "0", "--no-progress", "--batch", "1",
               "--device", "cpu", "--seed", "3"]
@@ -58,7 +57,7 @@ def data(tmp_path_factory) -> dict:
 
 
 def tiny_config(data, out, **changes) -> TrainConfig:
-    options = dict(content=(data["content"],), style=(data["style"],), out=str(out), generator=TINY_G,
+    options = dict(content=(data["content"],), style=(data["style"],), out=str(out), generator=TINY_GENERATOR,
                    steps=4, image_size=32, batch_size=1, warmup_steps=1, d_channels=4, d_layers=2,
                    style_size=48, log_every=1, sample_every=0, checkpoint_every=0, num_previews=1,
                    progress=False, encoder=data["encoder"], device="cpu")
@@ -234,12 +233,9 @@ def test_disk_full_while_writing_checkpoint_keeps_previous(data, tmp_path, monke
 
 
 def test_disk_full_while_exporting_keeps_previous_model(tmp_path, monkeypatch):
-    from ganstyle.core.generator import GeneratorConfig
-    torch.manual_seed(0)
-    first = StyleGenerator(GeneratorConfig(**TINY_G)).save_pretrained(tmp_path / "model")
+    first = tiny_generator(seed=0).save_pretrained(tmp_path / "model")
     blob = (first / "model.safetensors").read_bytes()
-    torch.manual_seed(1)
-    second = StyleGenerator(GeneratorConfig(**TINY_G))
+    second = tiny_generator(seed=1)
     monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left")))
     with pytest.raises(OSError):
         second.save_pretrained(tmp_path / "model")

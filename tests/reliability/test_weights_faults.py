@@ -9,21 +9,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from helpers import fill_hub_cache, synthetic_photo, write_vgg
 from ganstyle.core import models as style_models
 from ganstyle.core.errors import ConfigError, GanstyleError, WeightsError
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
+from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.hub import resolve_weights
 from ganstyle.core.io import sha256_file
 from ganstyle.core.vgg import load_vgg_encoder_file
 
-TINY = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1,
-            first_kernel=3, last_kernel=3)
-
-
-def tiny_generator(seed: int = 0, **overrides) -> StyleGenerator:
-    torch.manual_seed(seed)
-    return StyleGenerator(GeneratorConfig(**{**TINY, **overrides})).eval()
+from helpers import fill_hub_cache, synthetic_photo, tiny_generator, write_vgg
 
 
 @pytest.fixture

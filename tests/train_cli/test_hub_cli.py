@@ -2,15 +2,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from huggingface_hub import HfApi
 
-from helpers import fill_hub_cache
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
 from ganstyle.core.models import clear_cache
 from ganstyle.train_cli.__main__ import main
 
-TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
+from helpers import fill_hub_cache, tiny_generator
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +19,7 @@ def _clear():
 @pytest.fixture
 def run_dir(tmp_path):
     run = tmp_path / "run"
-    torch.manual_seed(0)
-    StyleGenerator(TINY).save_pretrained(run / "model")
+    tiny_generator().save_pretrained(run / "model")
     (run / "options.json").write_text(json.dumps({"steps": 10}))
     return run
 
@@ -35,7 +31,8 @@ def test_push_records_upload(run_dir, monkeypatch, capsys):
         return f"https://huggingface.co/{repo_id}"
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(HfApi, "create_branch", lambda self, repo_id, **kw: calls.append(("create_branch", repo_id, kw)))
+    monkeypatch.setattr(HfApi, "create_branch",
+                        lambda self, repo_id, **kw: calls.append(("create_branch", repo_id, kw)))
 
     def upload_folder(self, **kw):
         calls.append(("upload_folder", sorted(p.name for p in Path(kw["folder_path"]).iterdir()), kw["revision"]))
@@ -64,7 +61,7 @@ def test_pull_and_models(run_dir, tmp_path, capsys):
     assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
 
     local = tmp_path / "style_transfer"
-    StyleGenerator(TINY).save_pretrained(local / "mine")
+    tiny_generator(seed=1).save_pretrained(local / "mine")
     assert main(["models", "--cache-dir", str(cache), "--dir", str(local), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert {e["name"]: e["status"] for e in info["registry"]}["vgg19"] == "not downloaded"

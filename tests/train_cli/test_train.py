@@ -9,13 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import synthetic_painting, synthetic_photo, write_vgg
 from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.images import save_image
 from ganstyle.train_cli.__main__ import build_parser, main
 
-TINY = ["--generator", "base_channels=4", "max_channels=8", "num_downsamples=1", "num_residual_blocks=1",
-        "first_kernel=3", "last_kernel=3", "--image-size", "32", "--style-size", "48", "--warmup-steps", "1",
+from helpers import synthetic_painting, synthetic_photo, tiny_generator_flags, write_vgg
+
+TINY = [*tiny_generator_flags(), "--image-size", "32", "--style-size", "48", "--warmup-steps", "1",
         "--d-channels", "4", "--d-layers", "2", "--log-every", "1", "--sample-every", "0", "--no-progress"]
 
 
@@ -108,7 +108,7 @@ def test_unreadable_files_give_one_warning_line(data, tmp_path, capsys):
     argv = base_args(data, tmp_path / "run", "--steps", "1")
     argv[argv.index("--content") + 1] = str(content)
     assert main(argv) == 0
-    lines = [l for l in capsys.readouterr().err.splitlines() if "warning" in l]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(lines) == 1 and lines[0].startswith("ganstyle train: warning: content images")
     assert "skipped 2 of 4 files" in lines[0]
 

@@ -1,0 +1,47 @@
+"""A stand-in ComfyUI for the node tests: the ``folder_paths``, ``comfy.model_management`` and
+``comfy.utils`` modules that :mod:`ganstyle.nodes.comfy_env` talks to."""
+import sys
+import types
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def comfy(monkeypatch, tmp_path):
+    """Installs the fake modules; returns their state: ``updates`` (the progress bar's
+    ``(value, total)`` calls), ``checks`` (interrupt checks so far), ``interrupt_after`` (Cancel
+    once more checks than this are made; None: never) and ``style_dir`` (models/style_transfer)."""
+    models_dir = tmp_path / "ComfyUI" / "models"
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = str(models_dir)
+    fp.folder_names_and_paths = {}
+    fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
+    state = types.SimpleNamespace(updates=[], interrupt_after=None, checks=0)
+    mm = types.ModuleType("comfy.model_management")
+    mm.get_torch_device = lambda: torch.device("cpu")
+    mm.unet_offload_device = lambda: torch.device("cpu")
+
+    def throw_exception_if_processing_interrupted():
+        state.checks += 1
+        if state.interrupt_after is not None and state.checks > state.interrupt_after:
+            raise InterruptedError("Processing interrupted")  # ComfyUI's InterruptProcessingException
+
+    mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    utils = types.ModuleType("comfy.utils")
+
+    class ProgressBar:
+        def __init__(self, total):
+            self.total = total
+
+        def update_absolute(self, value, total=None, preview=None):
+            state.updates.append((value, total))
+
+    utils.ProgressBar = ProgressBar
+    pkg = types.ModuleType("comfy")
+    pkg.utils, pkg.model_management = utils, mm
+    for name, module in {"folder_paths": fp, "comfy": pkg, "comfy.utils": utils, "comfy.model_management": mm}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    state.style_dir = models_dir / "style_transfer"
+    state.style_dir.mkdir(parents=True)
+    return state
