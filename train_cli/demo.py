@@ -12,7 +12,6 @@ quality of ImageNet VGG features.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -24,17 +23,22 @@ SAMPLES = Path(__file__).resolve().parents[1] / "weights" / "samples"
 
 def add_parser(subparsers) -> None:
     from ..core.optimize import OptimizeOptions
+    from .options import field_doc
 
-    steps = next(f for f in dataclasses.fields(OptimizeOptions) if f.name == "steps")
     p = subparsers.add_parser("demo", help="stylise the sample photo with the shipped style model (offline)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="ganstyle_demo.png", help="PNG to write (photo | painting | result); default ./ganstyle_demo.png")
-    p.add_argument("--size", type=int, default=None, help="long side of the result in pixels (default: 512 with the shipped model, 256 with --optimize)")
-    p.add_argument("--model", default=None, help="style model reference (default: the registry's default style, shipped in weights/)")
-    p.add_argument("--optimize", action="store_true", help="run the optimisation engine with a random-weight VGG16 instead of the shipped model")
-    p.add_argument("--steps", type=int, default=steps.default,
-                   help=f"with --optimize: {steps.metadata['doc']} (default {steps.default})")
-    p.add_argument("--device", default="auto", help="torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
+    p.add_argument("--out", default="ganstyle_demo.png",
+                   help="PNG to write (photo | painting | result); default ./ganstyle_demo.png")
+    p.add_argument("--size", type=int, default=None,
+                   help="long side of the result in pixels (default: 512 with the shipped model, 256 with --optimize)")
+    p.add_argument("--model", default=None,
+                   help="style model reference (default: the registry's default style, shipped in weights/)")
+    p.add_argument("--optimize", action="store_true",
+                   help="run the optimisation engine with a random-weight VGG16 instead of the shipped model")
+    p.add_argument("--steps", type=int, default=OptimizeOptions.steps,
+                   help=f"with --optimize: {field_doc(OptimizeOptions, 'steps')} (default {OptimizeOptions.steps})")
+    p.add_argument("--device", default="auto",
+                   help="torch device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     p.set_defaults(func=main)
 
 

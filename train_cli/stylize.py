@@ -6,24 +6,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 
-def _option(name: str) -> tuple:
-    """(default, choices, doc) of a :class:`~ganstyle.core.stylize.StylizeOptions` field: the flags
-    that set those options take them from there."""
-    from ..core.stylize import StylizeOptions
-    field = {f.name: f for f in dataclasses.fields(StylizeOptions)}[name]
-    return field.default, field.metadata["choices"], field.metadata["doc"]
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    strength, _, strength_doc = _option("strength")
-    color, color_choices, _ = _option("color_mode")
-    precision, precisions, precision_doc = _option("precision")
-    overlap, _, overlap_doc = _option("overlap")
+    from ..core.color import COLOR_MODES
+    from ..core.stylize import StylizeOptions
+    from .options import add_config_arguments
+
     p = subparsers.add_parser(
         "stylize", help="stylise images with a trained style model",
         description="Stylise image files and folders with a trained style model, at any resolution (large "
@@ -36,24 +27,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="style model: registry name, model folder, .safetensors file (config beside it), or "
                         "Hugging Face Hub repo 'org/name[@revision]' (downloaded into the Hub cache); "
                         "default: the registry's default style, shipped in weights/ (no download)")
-    p.add_argument("--strength", type=float, default=strength, metavar="S",
-                   help=f"0..1. {strength_doc} (default {strength:g})")
-    p.add_argument("--preserve-color", nargs="?", const="luminance", default=color, choices=color_choices,
+    p.add_argument("--preserve-color", dest="color_mode", nargs="?", const="luminance", default=None,
+                   choices=COLOR_MODES,
                    help="keep the input's colours: 'luminance' (the default when the flag is given without "
-                        f"a value) or 'histogram'; 'none' keeps the style's colours (default {color})")
+                        "a value) or 'histogram'; 'none' keeps the style's colours "
+                        f"(default {StylizeOptions.color_mode})")
     p.add_argument("--tile", default="auto", metavar="auto|none|PX",
                    help="tile side in pixels; 'auto' tiles only images that do not fit in memory, 'none' "
                         "never tiles (default auto)")
-    p.add_argument("--overlap", type=int, default=overlap, metavar="PX",
-                   help=f"{overlap_doc} (default {overlap})")
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps… (default auto)")
-    p.add_argument("--dtype", "--precision", dest="dtype", default=precision, choices=precisions,
-                   help=f"precision: {precision_doc} (default {precision})")
     p.add_argument("--cache-dir", metavar="DIR", default=None,
                    help="Hugging Face cache folder for Hub models (default: the standard HF cache)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (default: stop before overwriting anything)")
+    # --strength, --overlap, --dtype/--precision, --tile-statistics: from StylizeOptions
+    add_config_arguments(p, StylizeOptions, exclude=("color_mode", "tile_size"),
+                         groups={"stylize options": ("strength", "precision", "tile_statistics", "overlap")},
+                         flags={"precision": ["--dtype", "--precision"]},
+                         metavars={"strength": "S", "overlap": "PX"})
     p.set_defaults(func=main)
     return p
 
@@ -124,11 +116,12 @@ def plan_outputs(pairs: list[tuple[Path, Path]], out: Path) -> list[tuple[Path, 
 def main(args) -> int:
     from tqdm import tqdm
 
+    from ..core.device import resolve_device
     from ..core.errors import InputError
     from ..core.images import load_image, save_image
     from ..core.models import default_style_model, load_style_model
-    from ..core.device import resolve_device, resolve_dtype
-    from ..core.stylize import stylize
+    from ..core.stylize import StylizeOptions, stylize
+    from .options import options_from_args
 
     tile = parse_tile(args.tile)
     plan = plan_outputs(collect_inputs(args.inputs), Path(args.out).expanduser())
@@ -143,11 +136,8 @@ def main(args) -> int:
         raise InputError("no default style model in weights/registry.json; pass --model REF")
     model = load_style_model(ref, device=device, cache_dir=args.cache_dir)
     print(f"model: {model.name} ({model.config.preset}, {model.source}) on {device}", file=sys.stderr)
-    dtype = None if args.dtype == "auto" else resolve_dtype(args.dtype, device)
+    settings = {**StylizeOptions(**options_from_args(args, StylizeOptions)).stylize_kwargs(), "tile": tile}
     for src, dst in tqdm(plan, desc="stylize", unit="image", disable=len(plan) < 2):
-        image = load_image(src)
-        out = stylize(model, image, args.strength, args.preserve_color, tile=tile, overlap=args.overlap,
-                      device=device, dtype=dtype)
-        save_image(out, dst)
+        save_image(stylize(model, load_image(src), device=device, **settings), dst)
     print(f"wrote {len(plan)} image(s) to {plan[0][1] if len(plan) == 1 else Path(args.out)}")
     return 0

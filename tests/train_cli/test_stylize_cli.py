@@ -3,31 +3,27 @@ import pytest
 import torch
 from PIL import Image
 
-from ganstyle.core.generator import GeneratorConfig, StyleGenerator
+from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.images import load_image, save_image
 from ganstyle.core.models import clear_cache
-from ganstyle.core.stylize import stylize
-from ganstyle.train_cli.__main__ import main
+from ganstyle.core.stylize import StylizeOptions, stylize
+from ganstyle.train_cli.__main__ import build_parser, main
+from ganstyle.train_cli.options import options_from_args
 
-TINY = GeneratorConfig(4, 8, 2, 1, 3, 3, "instance", "nearest", "tiny", True)
+from helpers import tiny_generator
+
+pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    import ganstyle.core.device as device
-
-    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)  # "auto" = fp32 on every CPU
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _fresh_cache():
     yield
-    torch.set_num_threads(threads)
     clear_cache()
 
 
 @pytest.fixture
 def model_dir(tmp_path):
-    torch.manual_seed(0)
-    return StyleGenerator(TINY).eval().save_pretrained(tmp_path / "model")
+    return tiny_generator().save_pretrained(tmp_path / "model")
 
 
 @pytest.fixture
@@ -94,14 +90,21 @@ def test_errors(model_dir, photos, tmp_path, capsys, extra, message):
     assert main(["stylize", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"), "--model", str(model_dir)]) == 2
 
 
+def test_flags_set_stylize_options():
+    """--strength, --overlap, --dtype/--precision and --tile-statistics are StylizeOptions' fields;
+    what is not given keeps the field's default."""
+    args = build_parser().parse_args(["stylize", "a.png", "-o", "out", "--precision", "bf16",
+                                      "--tile-statistics", "thumbnail", "--preserve-color"])
+    given = options_from_args(args, StylizeOptions)
+    assert given == {"precision": "bf16", "tile_statistics": "thumbnail", "color_mode": "luminance"}
+    assert StylizeOptions(**given).strength == StylizeOptions.strength
+    assert options_from_args(build_parser().parse_args(["stylize", "a.png", "-o", "out"]), StylizeOptions) == {}
+
+
 def test_default_model_is_the_shipped_one(tmp_path):
-    from ganstyle.core.images import load_image
-    from ganstyle.train_cli.__main__ import main as cli
     src = tmp_path / "in.png"
-    from ganstyle.core.images import save_image
-    import torch
     save_image(torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0)), src)
     out = tmp_path / "out.png"
-    assert cli(["stylize", str(src), "-o", str(out), "--device", "cpu", "--dtype", "fp32"]) == 0
+    assert main(["stylize", str(src), "-o", str(out), "--device", "cpu", "--dtype", "fp32"]) == 0
     result = load_image(out)
     assert result.shape == (1, 3, 24, 32) and (result - load_image(src)).abs().mean() > 0.05
