@@ -40,8 +40,8 @@ Device/dtype copies of the model and the CUDA graphs replayed for repeated whole
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ from .norm_statistics import InstanceNorm2d, NormStatistics, StatisticsGathered
 from .tiles import TilePlan, ramp, tile_spans
 
 ProgressCallback = Callable[[int, int], None]
-TileOption = Union[None, str, int]
+TileOption = str | int | None
 
 DEFAULT_OVERLAP = 32
 MIN_TILE_CORE = 64   # output pixels per tile side, at least (below this, halos dominate)
@@ -289,31 +289,27 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
             tile_statistics: str = "exact") -> torch.Tensor:
     """Stylise ``images`` with a style ``model``.
 
-    Args:
-        model: a :class:`StyleGenerator` or a loaded style model (``core.models.StyleModel``).
-        images: (B, 3, H, W) float in [0, 1], any H and W.
-        strength: 0..1; the output is ``strength · stylised + (1 − strength) · images``
-            (0 returns the input unchanged, without running the network).
-        color_mode: ``"none"``, ``"luminance"`` (keep the input's colours, take the style's
-            light/dark structure) or ``"histogram"`` (match the input's colour statistics).
-        tile: ``"auto"`` (tile only what does not fit the memory budget), ``None`` (never tile),
-            or a tile side in pixels (raised to at least twice the receptive-field halo + 64).
-        overlap: pixels by which neighbouring tiles overlap and are feather-blended.
-        device: where the network runs (default: the model's device; ``"auto"``: CUDA > MPS > CPU).
-        dtype: ``"auto"`` (on CUDA: fp16 for batches over 2048² pixels, else fp32 with TF32
-            convolutions; bf16 on CPUs with AMX; else fp32), ``"fp32"``, ``"fp16"``, ``"bf16"``
-            or a torch dtype (see :func:`~ganstyle.core.device.resolve_dtype`).
-        channels_last: NHWC convolutions (default off: measured slower for these networks).
-        max_memory: activation bytes one forward pass may use (default: from free device memory).
-        progress: ``progress(done, total)`` after every forward pass; may raise to cancel.
-        cuda_graphs: on CUDA, replay captured graphs for repeated whole-image shapes.
-        tile_statistics: for images larger than the memory budget, how instance-norm statistics
-            are found: ``"exact"`` (gathered over the tiles, one partial pass per norm layer: the
-            result equals the untiled one) or ``"thumbnail"`` (one pass over a downscaled copy:
-            faster, approximate).
-
-    Returns:
-        (B, 3, H, W) float32 in [0, 1] on ``images.device``.
+    model: a :class:`StyleGenerator` or a loaded style model (``core.models.StyleModel``).
+    images: (B, 3, H, W) float in [0, 1], any H and W.
+    strength: 0..1; the output is ``strength · stylised + (1 − strength) · images`` (0 returns the
+    input unchanged, without running the network).
+    color_mode: ``"none"``, ``"luminance"`` (keep the input's colours, take the style's light/dark
+    structure) or ``"histogram"`` (match the input's colour statistics).
+    tile: ``"auto"`` (tile only what does not fit the memory budget), ``None`` (never tile), or a
+    tile side in pixels (raised to at least twice the receptive-field halo + 64).
+    overlap: pixels by which neighbouring tiles overlap and are feather-blended.
+    device: where the network runs (default: the model's device; ``"auto"``: CUDA > MPS > CPU).
+    dtype: a precision of :data:`~ganstyle.core.device.PRECISIONS` or a torch dtype; ``"auto"``
+    (or None): on CUDA fp16 for batches over 2048² pixels, else fp32 with TF32 convolutions; bf16
+    on CPUs with AMX; else fp32 (:func:`~ganstyle.core.device.resolve_dtype`).
+    channels_last: NHWC convolutions (default off: measured slower for these networks).
+    max_memory: activation bytes one forward pass may use (default: from free device memory).
+    progress: ``progress(done, total)`` after every forward pass; may raise to cancel.
+    cuda_graphs: on CUDA, replay captured graphs for repeated whole-image shapes.
+    tile_statistics: for images larger than the memory budget, how instance-norm statistics are
+    found: ``"exact"`` (gathered over the tiles, one partial pass per norm layer: the result equals
+    the untiled one) or ``"thumbnail"`` (one pass over a downscaled copy: faster, approximate).
+    Returns (B, 3, H, W) float32 in [0, 1] on ``images.device``.
     """
     _check_images(images)
     if not isinstance(strength, (int, float)) or not 0.0 <= float(strength) <= 1.0:
