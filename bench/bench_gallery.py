@@ -65,14 +65,16 @@ def main(argv=None) -> int:
         result = stylize(model, photo)
         seconds = time.perf_counter() - start
         with torch.no_grad():
-            small_in, small_out = resize_long_side(photo, args.measure_size), resize_long_side(result, args.measure_size)
+            small_in = resize_long_side(photo, args.measure_size)
+            small_out = resize_long_side(result, args.measure_size)
             f_in = encoder(small_in, (CONTENT_LAYER, *STYLE_LAYERS))
             f_out = encoder(small_out, (CONTENT_LAYER, *STYLE_LAYERS))
             s_in = float(gram_style_loss(f_in, style.grams))
             s_out = float(gram_style_loss(f_out, style.grams))
             c = float(content_loss(f_out[CONTENT_LAYER], f_in[CONTENT_LAYER]))
         h, w = photo.shape[-2:]
-        print(f"{Path(path).stem:<14}{f'{w}x{h}':>11}{s_in:>11.4f}{s_out:>11.4f}{s_out / s_in:>7.2f}{c:>9.3f}{seconds:>7.2f}")
+        print(f"{Path(path).stem:<14}{f'{w}x{h}':>11}{s_in:>11.4f}{s_out:>11.4f}{s_out / s_in:>7.2f}{c:>9.3f}"
+              f"{seconds:>7.2f}")
         for k, v in (("in", s_in), ("out", s_out), ("content", c), ("sec", seconds)):
             totals[k] += v
         rows.append([photo.cpu(), result.cpu()])

@@ -120,10 +120,10 @@ def main(argv=None) -> int:
         x = test_image(size, args.batch).to(device)
         row = {}
         with torch.inference_mode():
-            row["johnson-fp32-plain"] = timed(lambda: johnson(x), device, args.repeats)
-            row["fast-fp32-plain"] = timed(lambda: fast(x), device, args.repeats)
-        row["fast-engine"] = timed(lambda: stylize(fast, x, tile=None), device, args.repeats)
-        row["johnson-engine"] = timed(lambda: stylize(johnson, x, tile=None), device, args.repeats)
+            row["johnson-fp32-plain"] = timed(lambda x=x: johnson(x), device, args.repeats)
+            row["fast-fp32-plain"] = timed(lambda x=x: fast(x), device, args.repeats)
+        row["fast-engine"] = timed(lambda x=x: stylize(fast, x, tile=None), device, args.repeats)
+        row["johnson-engine"] = timed(lambda x=x: stylize(johnson, x, tile=None), device, args.repeats)
         if args.variants:
             for label, kw in {"fast-engine-no-graphs": {"cuda_graphs": False},
                               "fast-engine-fp32": {"dtype": "fp32", "channels_last": False},
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
                               "fast-engine-bf16-nhwc": {"dtype": "bf16", "channels_last": True}}.items():
                 if device.type == "cpu" and ("fp16" in label or "graphs" in label):
                     continue
-                row[label] = timed(lambda: stylize(fast, x, tile=None, **kw), device, args.repeats)
+                row[label] = timed(lambda x=x, kw=kw: stylize(fast, x, tile=None, **kw), device, args.repeats)
         for key, seconds in row.items():
             print(f"{size:>5}px  {key:<20} {1000 * seconds / args.batch:9.1f} ms/image  "
                   f"{args.batch / seconds:8.1f} images/s")

@@ -12,7 +12,7 @@ next replay, so callers copy what they keep.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -105,7 +105,7 @@ class PatchDiscriminator(nn.Module):
         return outputs
 
     @classmethod
-    def from_config_dict(cls, data: dict) -> "PatchDiscriminator":
+    def from_config_dict(cls, data: dict) -> PatchDiscriminator:
         return cls(config_from_dict(DiscriminatorConfig, data, source="discriminator config"))
 
     def config_dict(self) -> dict:

@@ -2,8 +2,8 @@
 :class:`StyleFeatures` value (one or more style images blended with weights)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -87,7 +87,7 @@ class StyleFeatures:
                 f"these style features were computed with encoder {self.encoder_identity} but the "
                 f"encoder in use is {encoder.identity}; recompute StyleFeatures with the same encoder")
 
-    def to(self, device: torch.device | str) -> "StyleFeatures":
+    def to(self, device: torch.device | str) -> StyleFeatures:
         move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
         move_opt = lambda t: None if t is None else t.to(device)  # noqa: E731
         return StyleFeatures(self.layers, move(self.grams), move(self.means), move(self.stds),

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from .errors import WeightsError
 from .io import PICKLE_SUFFIXES, sha256_file

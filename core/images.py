@@ -71,6 +71,7 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Save (3, H, W)/(1, 3, H, W) in [0, 1] as PNG/JPEG (by suffix), atomically."""
     import io as _io
+
     from .io import atomic_write_bytes
 
     path = Path(path)

@@ -6,9 +6,10 @@ One writer, :func:`model_card`, for the card the trainer exports with its model 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 

@@ -19,7 +19,7 @@ from .cuda_graph import CapturedGraph, capture
 from .errors import InputError
 from .generator import StyleGenerator
 
-_prepared: "weakref.WeakKeyDictionary[StyleGenerator, dict]" = weakref.WeakKeyDictionary()
+_prepared: weakref.WeakKeyDictionary[StyleGenerator, dict] = weakref.WeakKeyDictionary()
 _prepared_lock = threading.Lock()
 
 
@@ -81,7 +81,7 @@ def _copy_via_cpu(generator: StyleGenerator) -> StyleGenerator:
 # that memory), and at most GRAPHS_PER_MODEL are kept per model.
 GRAPH_MAX_BYTES = 512 << 20
 GRAPHS_PER_MODEL = 3
-_graphs: "weakref.WeakKeyDictionary[StyleGenerator, OrderedDict]" = weakref.WeakKeyDictionary()
+_graphs: weakref.WeakKeyDictionary[StyleGenerator, OrderedDict] = weakref.WeakKeyDictionary()
 _graph_lock = threading.Lock()
 
 

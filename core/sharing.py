@@ -20,7 +20,8 @@ from pathlib import Path
 from .errors import ConfigError, InputError, WeightsError
 from .generator import StyleGenerator
 from .hub import HUB_REF
-from .model_card import TAGS as CARD_TAGS, model_card
+from .model_card import TAGS as CARD_TAGS
+from .model_card import model_card
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TAGS = [*CARD_TAGS, "image-to-image"]

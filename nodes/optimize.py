@@ -20,7 +20,8 @@ class OptimizeStylize:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "encoder": ("VGG_ENCODER", {"tooltip": "From Load VGG Encoder; must be the encoder the style features were computed with."}),
+            "encoder": ("VGG_ENCODER", {"tooltip": "From Load VGG Encoder; must be the encoder the style "
+                                                   "features were computed with."}),
             "content": ("IMAGE", {"tooltip": "The image(s) to stylise. A batch is processed one image at a time."}),
             "style": ("STYLE_FEATURES", {"tooltip": "From Style Features (one or several blended style images)."}),
             **option_inputs(OptimizeOptions, REQUIRED, WIDGETS),
@@ -33,7 +34,8 @@ class OptimizeStylize:
     CATEGORY = comfy_env.CATEGORY
     DESCRIPTION = ("Optimisation-based style transfer (Gatys et al.): optimises the image itself so its VGG "
                    "features match the content and the style's Gram matrices. Slowest mode, best quality; "
-                   "works at print sizes (coarse to fine, tiled when memory is short). Cancel stops it at the next step.")
+                   "works at print sizes (coarse to fine, tiled when memory is short). Cancel stops it at the "
+                   "next step.")
 
     @comfy_env.reports_user_errors
     def stylize(self, encoder, content, style, **inputs):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 _WIDGETS = {bool: "BOOLEAN", int: "INT", float: "FLOAT"}
 

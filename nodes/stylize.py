@@ -6,8 +6,8 @@ import torch
 from ..core.errors import GanstyleError
 from ..core.hub import registry_names
 from ..core.images import bchw_to_comfy, comfy_to_bchw
-from ..core.models import default_style_model, load_style_model, local_style_models
 from ..core.model_copies import release_device_copies
+from ..core.models import default_style_model, load_style_model, local_style_models
 from ..core.stylize import StylizeOptions, stylize
 from . import comfy_env
 from .options import option_inputs, options_from_inputs
@@ -30,9 +30,14 @@ class LoadStyleModel:
         choices = style_model_choices()
         default = default_style_model()
         return {"required": {
-            "model": (choices, {"default": default if default in choices else choices[0], "tooltip": "A style model: a registry entry (shipped, or downloaded from the Hugging Face Hub on first use) or a folder / .safetensors file (with its .json config) in models/style_transfer."}),
+            "model": (choices, {"default": default if default in choices else choices[0],
+                                "tooltip": "A style model: a registry entry (shipped, or downloaded from the "
+                                           "Hugging Face Hub on first use) or a folder / .safetensors file (with "
+                                           "its .json config) in models/style_transfer."}),
         }, "optional": {
-            "hub_repo": ("STRING", {"default": "", "tooltip": "Optional Hugging Face Hub repo 'org/name' or 'org/name@revision'. When set, it is loaded instead of 'model' and cached in models/style_transfer/hub."}),
+            "hub_repo": ("STRING", {"default": "", "tooltip": "Optional Hugging Face Hub repo 'org/name' or "
+                                                              "'org/name@revision'. When set, it is loaded instead "
+                                                              "of 'model' and cached in models/style_transfer/hub."}),
         }}
 
     RETURN_TYPES = ("STYLE_MODEL",)

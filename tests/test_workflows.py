@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import ganstyle
+
 from helpers import fill_hub_cache, synthetic_painting, synthetic_photo, write_vgg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,8 @@ def run_workflow(graph: dict, overrides: dict) -> None:
             if isinstance(value, list):
                 src, slot = value
                 assert src in graph, f"node {node_id}.{name} links to missing node {src}"
-                src_cls = CORE_NODES.get(graph[src]["class_type"], (ganstyle.NODE_CLASS_MAPPINGS.get(graph[src]["class_type"]),))[0]
+                src_kind = graph[src]["class_type"]
+                src_cls = CORE_NODES.get(src_kind, (ganstyle.NODE_CLASS_MAPPINGS.get(src_kind),))[0]
                 out_type = src_cls.RETURN_TYPES[slot]
                 if kind not in CORE_NODES:
                     want = declared_inputs(cls)[name][0]

@@ -9,7 +9,7 @@ are cloned into ordinary tensors first.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -97,7 +97,7 @@ def evaluate_losses(encoder: VGGEncoder, image: torch.Tensor, content: torch.Ten
 
 
 def _stylize_one(encoder, content, style, options: OptimizeOptions, plan: list[Scale], generator,
-                 counter: "_Counter", autocast_dtype) -> torch.Tensor:
+                 counter: _Counter, autocast_dtype) -> torch.Tensor:
     """content: (1, 3, H, W) fp32 on the encoder's device → (1, 3, h, w) of the last scale.
 
     The first scale starts from ``options.init``; each later one from the content of its own size
@@ -124,7 +124,7 @@ def _stylize_one(encoder, content, style, options: OptimizeOptions, plan: list[S
 
 
 def _run_optimizer(objective: StyleObjective, x0: torch.Tensor, steps: int, options: OptimizeOptions,
-                   counter: "_Counter") -> torch.Tensor:
+                   counter: _Counter) -> torch.Tensor:
     """``steps`` loss evaluations from x0 (1, 3, h, w); returns the image (not yet clamped)."""
     x0 = x0.detach().contiguous()
     if options.optimizer == "lbfgs":

@@ -27,7 +27,7 @@ True
 """
 from __future__ import annotations
 
-from typing import Callable, Union
+from collections.abc import Callable
 
 import torch
 
@@ -38,7 +38,7 @@ _ARMIJO = 1e-4
 _SHRINK_MIN, _SHRINK_MAX = 0.1, 0.5
 
 
-Loss = Union[float, Callable[[], float]]
+Loss = float | Callable[[], float]
 
 
 def lbfgs(fn: Callable[[torch.Tensor], tuple[Loss, torch.Tensor]], x0: torch.Tensor, max_evals: int,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -100,7 +100,7 @@ class StyleObjective:
 
     @classmethod
     def create(cls, encoder: VGGEncoder, content: torch.Tensor, style: StyleFeatures,
-               options: OptimizeOptions | None = None) -> "StyleObjective":
+               options: OptimizeOptions | None = None) -> StyleObjective:
         """content: (1, 3, H, W) in [0, 1] on the encoder's device, at the size to optimise.
         Call outside inference mode (see :func:`~ganstyle.core.optimize.optimize_stylize`)."""
         options = (options or OptimizeOptions()).checked()

@@ -5,7 +5,6 @@ from ganstyle.core.discriminator import DiscriminatorConfig, PatchDiscriminator,
 from ganstyle.core.errors import ConfigError, InputError
 from ganstyle.core.losses import adversarial_loss
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -3,8 +3,14 @@ import torch
 
 from ganstyle.core.errors import InputError
 from ganstyle.core.features import gram_matrix
-from ganstyle.core.losses import (AdversarialLoss, adversarial_loss, content_loss, gram_style_loss,
-                                  mean_std_style_loss, total_variation)
+from ganstyle.core.losses import (
+    AdversarialLoss,
+    adversarial_loss,
+    content_loss,
+    gram_style_loss,
+    mean_std_style_loss,
+    total_variation,
+)
 
 
 def test_content_loss_values_and_shape_check():

@@ -4,8 +4,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from ganstyle.core.errors import WeightsError
-from ganstyle.core.vgg import (VGGEncoder, expected_shapes, layer_names, load_vgg_encoder,
-                               load_vgg_encoder_file)
+from ganstyle.core.vgg import VGGEncoder, expected_shapes, layer_names, load_vgg_encoder, load_vgg_encoder_file
 
 from helpers import make_vgg_state
 
@@ -122,7 +121,8 @@ def test_wrong_shape_is_named(tmp_path):
     state["features.2.weight"] = torch.zeros(64, 32, 3, 3)
     p = tmp_path / "bad.safetensors"
     save_file(state, str(p))
-    with pytest.raises(WeightsError, match=r"bad\.safetensors: key 'features\.2\.weight' has shape \(64, 32, 3, 3\), expected \(64, 64, 3, 3\)"):
+    with pytest.raises(WeightsError, match=r"bad\.safetensors: key 'features\.2\.weight' has shape "
+                                           r"\(64, 32, 3, 3\), expected \(64, 64, 3, 3\)"):
         load_vgg_encoder_file(p)
 
 

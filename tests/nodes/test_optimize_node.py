@@ -46,7 +46,7 @@ def test_registered_with_tooltips():
     assert "OptimizeStylize" in NODE_DISPLAY_NAME_MAPPINGS
     spec = OptimizeStylize.INPUT_TYPES()
     for group in ("required", "optional"):
-        for name, (kind, opts) in spec[group].items():
+        for name, (_, opts) in spec[group].items():
             assert opts.get("tooltip"), f"input '{name}' has no tooltip"
     assert OptimizeStylize.RETURN_TYPES == ("IMAGE",)
 

@@ -43,7 +43,8 @@ def test_compact_direction_equals_two_loop(added):
         history.add(s, y)
     grad = torch.randn(n, generator=g)
     expected = _two_loop_reference(grad, pairs[-5:])
-    torch.testing.assert_close(history.direction(grad).double(), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+    torch.testing.assert_close(history.direction(grad).double(), expected, rtol=1e-5,
+                               atol=1e-6 * float(expected.abs().max()))
 
 
 def test_pairs_without_positive_curvature_are_skipped():
@@ -69,7 +70,8 @@ def test_later_pairs_without_positive_curvature_drop_out_of_the_direction(valid_
     kept = pairs[-2:]                                     # 3 slots: one now holds the blanked pair
     grad = torch.randn(n, generator=g)
     expected = _two_loop_reference(grad, kept)
-    torch.testing.assert_close(history.direction(grad).double(), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+    torch.testing.assert_close(history.direction(grad).double(), expected, rtol=1e-5,
+                               atol=1e-6 * float(expected.abs().max()))
     history.add(torch.full((n,), float("nan")), torch.ones(n))   # NaN: blanked, nothing poisoned
     assert torch.isfinite(history.direction(grad)).all()
     s, y = kept[-1]
@@ -159,9 +161,11 @@ def test_exceptions_from_fn_propagate():
     class Stop(Exception):
         pass
 
-    def stop_on_third(x, count=[0]):
-        count[0] += 1
-        if count[0] == 3:
+    calls = []
+
+    def stop_on_third(x):
+        calls.append(x)
+        if len(calls) == 3:
             raise Stop
         return float((x * x).sum()), 2 * x
 

@@ -1,4 +1,5 @@
-"""core.optimize: the optimisation loop and its loss (random-weight VGG16 fixture, 32x40 px images, a handful of evaluations each)."""
+"""core.optimize: the optimisation loop and its loss (random-weight VGG16 fixture, 32x40 px images, a
+handful of evaluations each)."""
 import dataclasses
 
 import pytest
@@ -8,9 +9,16 @@ import torch.nn.functional as F
 from ganstyle.core.color import apply_color_mode, rgb_to_yuv
 from ganstyle.core.errors import ConfigError, InputError
 from ganstyle.core.features import compute_style_features, gram_matrix
-from ganstyle.core.optimize import (OptimizeOptions, StyleObjective, StyleTransferCancelled, evaluate_losses,
-                                    objective_settings, optimize_stylize)
+from ganstyle.core.optimize import (
+    OptimizeOptions,
+    StyleObjective,
+    StyleTransferCancelled,
+    evaluate_losses,
+    objective_settings,
+    optimize_stylize,
+)
 from ganstyle.core.vgg import STYLE_LAYERS, load_vgg_encoder_file
+
 from helpers import synthetic_photo
 
 # Single scale, few evaluations: a run takes well under a second on 2 CPU cores.
@@ -126,7 +134,7 @@ def test_histogram_matches_content_colour_stats(vgg16, small, style, default_run
 def test_multiscale_output_has_requested_size(vgg16, small, style):
     options = dataclasses.replace(FAST, long_side=48, start_side=24, steps=6, min_steps=3)
     steps = []
-    out = optimize_stylize(vgg16, small, style, options, progress=lambda s, t, l, p: steps.append((s, t)))
+    out = optimize_stylize(vgg16, small, style, options, progress=lambda s, t, losses, p: steps.append((s, t)))
     assert out.shape == (1, 3, 38, 48)        # 32x40 content, long side 48, aspect kept
     assert steps == [(i, 9) for i in range(1, 10)]    # 6 evaluations at 19x24, then 3 at 38x48
 
@@ -158,7 +166,7 @@ def test_returning_true_stops_early_with_full_size_batch(vgg16, small, style):
 def test_previews(vgg16, small, style):
     previews = []
     optimize_stylize(vgg16, small, style, dataclasses.replace(FAST, steps=4, preview_every=2),
-                     progress=lambda s, t, l, p: previews.append((s, None if p is None else tuple(p.shape))))
+                     progress=lambda s, t, losses, p: previews.append((s, None if p is None else tuple(p.shape))))
     assert previews == [(1, None), (2, (1, 3, 32, 40)), (3, None), (4, (1, 3, 32, 40))]
 
 

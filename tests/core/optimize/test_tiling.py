@@ -3,8 +3,13 @@ import pytest
 import torch
 
 from ganstyle.core.features import compute_style_features
-from ganstyle.core.optimize import (OptimizeOptions, StyleObjective, activation_bytes_per_pixel, plan_tiles,
-                                    receptive_field)
+from ganstyle.core.optimize import (
+    OptimizeOptions,
+    StyleObjective,
+    activation_bytes_per_pixel,
+    plan_tiles,
+    receptive_field,
+)
 from ganstyle.core.vgg import load_vgg_encoder_file
 
 
