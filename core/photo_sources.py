@@ -27,9 +27,9 @@ import re
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -56,7 +56,7 @@ def check_allowed(package: str) -> None:
     >>> check_allowed("mate-backgrounds")
     >>> check_allowed("plasma-workspace-wallpapers")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
-    InputError: plasma-workspace-wallpapers is reserved for independent evaluation of ganstyle's models: never train, tune or pick photos on it
+    InputError: plasma-workspace-wallpapers is reserved for independent evaluation of ganstyle's models…
     """
     if package in RESERVED_PACKAGES:
         raise InputError(f"{package} is {RESERVED_PACKAGES[package]}")
@@ -388,7 +388,7 @@ class Photo:
         """The original's path inside its package (after the ``!`` of a wheel)."""
         return self.original.rsplit("!", 1)[-1]
 
-    def measure(self) -> "Photo":
+    def measure(self) -> Photo:
         image = decode(self.member, self.data)
         self.width, self.height, self.mode = image.width, image.height, image.mode
         self.pixel_hash, self.thumb = pixel_hash(image), thumbnail(image)
@@ -585,7 +585,6 @@ def write_corpus(corpus: Corpus, out: Path, *, overwrite: bool = False) -> None:
     ``manifest.json`` into ``out``. An existing corpus there is replaced only with ``overwrite``
     (and then only its ``train/``, ``holdout/`` and manifests are removed)."""
     import csv
-    import json
     import shutil
 
     from .io import atomic_write_json

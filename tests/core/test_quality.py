@@ -6,10 +6,11 @@ import math
 import pytest
 import torch
 
-from helpers import synthetic_painting, synthetic_photo
 from ganstyle.core import quality as q
 from ganstyle.core.errors import InputError
 from ganstyle.core.features import compute_style_features
+
+from helpers import synthetic_painting, synthetic_photo
 
 
 @pytest.fixture
