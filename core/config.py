@@ -94,7 +94,8 @@ def _check_type(source: str, name: str, value: Any, hint) -> None:
     else:
         ok = True
     if not ok:
-        raise ConfigError(f"{source}: field '{name}' is {value!r} ({type(value).__name__}), expected {getattr(hint, '__name__', hint)}")
+        expected = getattr(hint, "__name__", hint)
+        raise ConfigError(f"{source}: field '{name}' is {value!r} ({type(value).__name__}), expected {expected}")
 
 
 def _is_instance(value, t) -> bool:

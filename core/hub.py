@@ -115,7 +115,8 @@ def resolve_weights(ref: str, *, kind: str = "vgg", cache_dir: str | Path | None
 
     entry = registry.get(ref)
     if entry is not None:
-        if entry.get("kind", kind) != kind:
+        # a "base" entry (a content-preserving generator to fine-tune from) is shaped like a style model
+        if entry.get("kind", kind) not in ({kind, "base"} if kind == "style" else {kind}):
             raise WeightsError(f"registry entry '{ref}' is a {entry.get('kind')} model, not a {kind} model")
         if "path" in entry:  # shipped inside weights/
             path = (WEIGHTS_DIR / entry["path"]).resolve()

@@ -13,7 +13,7 @@ an error of order 1 and one set of loss weights works for any encoder, layer and
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn as nn

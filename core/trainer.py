@@ -56,15 +56,23 @@ from .images import image_grid, save_image
 from .io import atomic_write_bytes, atomic_write_json, tensors_fingerprint
 from .losses import PerceptualLoss, adversarial_loss, tone_loss, total_variation
 from .model_card import model_card
-from .training.checkpoint import (CHECKPOINT_FORMAT, latest_checkpoint, module_tensors, pack_state,
-                                  read_checkpoint, rng_state, seed_everything, set_rng_state, unpack_state,
-                                  write_checkpoint)
+from .training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    latest_checkpoint,
+    module_tensors,
+    pack_state,
+    read_checkpoint,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    unpack_state,
+    write_checkpoint,
+)
 from .training.config import RESUMABLE_CHANGES, TrainConfig, check_run_folder, validated
-from .training.setup import initial_generator, load_training_data, style_target
-from .training.distributed import (barrier, check_ranks_in_sync, data_parallel, setup_distributed,
-                                   shutdown)
+from .training.distributed import barrier, check_ranks_in_sync, data_parallel, setup_distributed, shutdown
 from .training.report import run_info, training_facts
 from .training.run_log import LOSS_KEYS, LossLog
+from .training.setup import initial_generator, load_training_data, style_target
 from .vgg import CONTENT_LAYER, STYLE_LAYERS, VGGEncoder, load_vgg_encoder
 
 __all__ = ["Trainer", "TrainConfig", "RESUMABLE_CHANGES", "LOSS_KEYS", "CHECKPOINT_FORMAT", "validated"]
@@ -92,6 +100,8 @@ class Trainer:
         self.amp = config.mixed_precision == "bf16" or (config.mixed_precision == "auto" and self.device.type == "cuda")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick the fastest kernels
+        # bf16 convolutions are fastest on channels-last tensors (cuDNN and oneDNN/AMX alike)
+        self.memory_format = torch.channels_last if self.amp else torch.contiguous_format
 
         check_run_folder(self.run_dir, config, resume=resume)
         seed_everything(config.seed)
@@ -104,7 +114,7 @@ class Trainer:
         # Loss encoder and style target (the averaged Gram of the style images at style_size).
         self.encoder = encoder if encoder is not None else load_vgg_encoder(config.encoder, deepest="relu5_1",
                                                                             device=self.device)
-        self.encoder = self.encoder.to(self.device).eval().requires_grad_(False)
+        self.encoder = self.encoder.to(self.device, memory_format=self.memory_format).eval().requires_grad_(False)
         self.style_layers = STYLE_LAYERS if config.lambda_style > 0 else ()
         self.style_grams, self.style_target_count = style_target(self.encoder, self.style_images, config,
                                                                  self.device)
@@ -113,8 +123,9 @@ class Trainer:
 
         # Models. Same seed on every rank → same initial weights (DDP also broadcasts rank 0's).
         torch.manual_seed(config.seed)
-        self.generator = initial_generator(config).to(self.device).train()
-        self.discriminator = PatchDiscriminator(config.discriminator_config()).to(self.device).train()
+        self.generator = initial_generator(config).to(self.device, memory_format=self.memory_format).train()
+        self.discriminator = PatchDiscriminator(config.discriminator_config()).to(
+            self.device, memory_format=self.memory_format).train()
         if config.lambda_adv > 0 and config.image_size < self.discriminator.config.min_input_size():
             raise ConfigError(f"image_size {config.image_size} is too small for a discriminator with "
                               f"{config.d_layers} layers and {config.d_scales} scale(s) (needs at least "
@@ -147,7 +158,8 @@ class Trainer:
         """One training step on the batch of ``step``: G step with D frozen, then D step on the
         detached fakes. Returns detached scalar losses (keys of :data:`LOSS_KEYS` that applied)."""
         cfg = self.config
-        content = self.content_sampler.batch(step).to(self.device, non_blocking=True)
+        content = self.content_sampler.batch(step).to(self.device, non_blocking=True,
+                                                      memory_format=self.memory_format)
         adversarial = self.adversarial_active(step)
 
         # -- generator step (D frozen: gradients flow through it to G but are not kept) --------
@@ -186,7 +198,7 @@ class Trainer:
         # -- discriminator step on real style crops vs. the detached fakes ---------------------
         if adversarial:
             self.discriminator.requires_grad_(True)
-            real = self.style_sampler.batch(step).to(self.device, non_blocking=True)
+            real = self.style_sampler.batch(step).to(self.device, non_blocking=True, memory_format=self.memory_format)
             n = real.shape[0]
             with self._autocast():
                 logits = self._d(torch.cat([real, fake.detach()]))  # one pass: both halves, one DDP sync
@@ -335,7 +347,8 @@ class Trainer:
             "format": CHECKPOINT_FORMAT, "step": self.step, "elapsed_s": self.elapsed_s,
             "world_size": self.world_size, "options": config_to_dict(self.config),
             "optimizers": optimizers, "rng": rng_state(),
-            "data": {"content": self.content_sampler.state_dict(), "style": self.style_sampler and self.style_sampler.state_dict()},
+            "data": {"content": self.content_sampler.state_dict(),
+                     "style": self.style_sampler and self.style_sampler.state_dict()},
             "last_losses": self.last_losses,
         }
         return tensors, state

@@ -88,10 +88,12 @@ def build_config(args: argparse.Namespace):
         base = config_to_dict(load_options(saved))
         base.update(given)
         return config_from_dict(TrainConfig, base, source="command line")
-    missing = [flag for flag, field in (("--content", "content"), ("--style", "style")) if field not in given]
+    config = TrainConfig(**given)
+    required = [("--content", "content")] + ([("--style", "style")] if config.needs_style else [])
+    missing = [flag for flag, field in required if field not in given]
     if missing:
         raise InputError(f"{' and '.join(missing)} required to start a new run in {args.out}")
-    return TrainConfig(**given)
+    return config
 
 
 class _ProgressBarHandler(logging.Handler):

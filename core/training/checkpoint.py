@@ -12,8 +12,8 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import torch

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import bounded, config_from_dict, config_to_dict
+from ..device import MIXED_PRECISION_MODES
 from ..discriminator import DiscriminatorConfig
 from ..errors import ConfigError
 from ..generator import PRESETS, GeneratorConfig, preset_config
 from ..losses import ADV_MODES
 from ..vgg import STYLE_LAYERS
 
-# "no mixed precision" is "fp32" project-wide
-MIXED_PRECISION_CHOICES = ("auto", "bf16", "fp32")
 # Options that may differ when resuming (they do not change the maths of a training step).
 RESUMABLE_CHANGES = frozenset({"steps", "log_every", "sample_every", "checkpoint_every",
                                "keep_checkpoints", "num_previews", "export_fp16", "progress", "device"})
@@ -97,7 +96,7 @@ class TrainConfig:
     encoder: str = bounded("vgg16", doc="loss encoder: registry name (vgg16, vgg19), local .safetensors file, "
                                         "or Hub repo")
     device: str = bounded("auto", doc="'auto', 'cpu', 'cuda', 'cuda:1', 'mps' …")
-    mixed_precision: str = bounded("auto", choices=MIXED_PRECISION_CHOICES,
+    mixed_precision: str = bounded("auto", choices=MIXED_PRECISION_MODES,
                                    doc="'auto' = bf16 autocast on CUDA and fp32 elsewhere; 'bf16' also on "
                                        "CPUs with bf16 support")
     seed: int = bounded(0, 0, 2**63 - 1, doc="seed of initialisation and data order")

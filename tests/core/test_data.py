@@ -5,8 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
-from ganstyle.core.data import (CropSampler, ImageSet, SkippedFilesWarning, decode_image, list_image_files,
-                                load_image_set, preview_images)
+from ganstyle.core.data import (
+    CropSampler,
+    ImageSet,
+    SkippedFilesWarning,
+    decode_image,
+    list_image_files,
+    load_image_set,
+    preview_images,
+)
 from ganstyle.core.errors import InputError
 
 

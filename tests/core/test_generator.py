@@ -87,7 +87,7 @@ def test_missing_field_and_mismatched_weights(tmp_path):
 
 
 # ---- fast preset, tiling geometry, loading from explicit files ----------------------------------
-from ganstyle.core.generator import NormStatistics, PRESETS  # noqa: E402
+from ganstyle.core.generator import PRESETS, NormStatistics  # noqa: E402
 
 
 def test_fast_preset_architecture():
@@ -95,8 +95,10 @@ def test_fast_preset_architecture():
     assert cfg.pixel_shuffle and cfg.stride == 8 and cfg.num_residual_blocks >= 4
     fast, johnson = StyleGenerator(cfg), StyleGenerator(preset_config("johnson"))
     assert not preset_config("johnson").pixel_shuffle
-    # no convolution sees full resolution: the head reads the 12-channel unshuffled image
-    assert fast.head[1].in_channels == 12 and fast.tail[1].out_channels == 12
+    # the head reads the 12-channel unshuffled image; the output head resizes 8 channels and ends
+    # in one full-resolution convolution (no sub-pixel grid)
+    assert fast.head[1].in_channels == 12 and fast.tail[-1][1].out_channels == 3
+    assert fast.tail[0][1].out_channels == fast.tail[-1][1].in_channels == 8
     assert fast.activation_bytes_per_pixel() < johnson.activation_bytes_per_pixel() / 3
     assert 500_000 < sum(p.numel() for p in fast.parameters()) < 2_000_000
 
@@ -104,7 +106,7 @@ def test_fast_preset_architecture():
 def test_pixel_shuffle_starts_as_nearest_upsampling():
     """ICNR initialisation: at init the four sub-pixels of each 2×2 output block are equal."""
     torch.manual_seed(0)
-    g = StyleGenerator(GeneratorConfig(4, 8, 2, 1, 3, 3, pixel_shuffle=True)).eval()
+    g = StyleGenerator(GeneratorConfig(4, 8, 2, 1, 3, 3, pixel_shuffle=True, output_head="pixel_shuffle")).eval()
     y = g(torch.rand(1, 3, 32, 32))
     blocks = torch.nn.functional.pixel_unshuffle(y, 2).view(1, 3, 4, 16, 16)
     torch.testing.assert_close(blocks, blocks[:, :, :1].expand_as(blocks))
@@ -139,10 +141,22 @@ def test_pixel_shuffle_needs_a_downsample(tmp_path):
 
 def test_from_files_with_named_config(tmp_path):
     torch.manual_seed(1)
-    g = StyleGenerator(GeneratorConfig(4, 8, 2, 1, 3, 3, pixel_shuffle=True)).eval()
+    g = StyleGenerator(GeneratorConfig(4, 8, 2, 1, 3, 3, pixel_shuffle=True, output_head="pixel_shuffle")).eval()
     g.save_pretrained(tmp_path / "m")
     (tmp_path / "m" / "model.safetensors").rename(tmp_path / "mine.safetensors")
     (tmp_path / "m" / "config.json").rename(tmp_path / "mine.json")
     h = StyleGenerator.from_files(tmp_path / "mine.safetensors", tmp_path / "mine.json")
     x = torch.rand(1, 3, 24, 40)
     torch.testing.assert_close(g(x), h(x))
+
+
+def test_older_fast_configs_load_with_the_pixel_shuffle_head(tmp_path):
+    """A config.json written before output_head existed means the pixel-shuffle head."""
+    import json
+
+    from ganstyle.core.config import config_from_dict
+    data = json.loads(json.dumps(dataclasses.asdict(preset_config("fast"))))
+    del data["output_head"]
+    old = config_from_dict(GeneratorConfig, data)
+    assert old.output_head == "pixel_shuffle"
+    assert StyleGenerator(old).tail[1].out_channels == 12

@@ -14,9 +14,11 @@ from ganstyle.core.tiles import TilePlan, tile_spans
 
 from helpers import tiny_config
 
-# Small versions of the two preset families: full-resolution head/tail (johnson) and pixel-shuffle (fast).
+# Small versions of the preset families: full-resolution head/tail (johnson), pixel-unshuffle in and
+# upsampled full-resolution output head (fast), and the older fast models' pixel-shuffle output head.
 JOHNSON_LIKE = tiny_config(first_kernel=5, last_kernel=5, pixel_shuffle=False, preset="tiny-johnson")
 FAST_LIKE = tiny_config(preset="tiny-fast")
+SHUFFLE_LIKE = tiny_config(preset="tiny-shuffle", output_head="pixel_shuffle")
 
 
 # "auto" precision is fp32 here (bf16 on CPUs with AMX: test_precision_choice_and_bf16)
@@ -44,7 +46,8 @@ def _record_forward_sizes(model):
     return sizes
 
 
-@pytest.mark.parametrize("config", [JOHNSON_LIKE, FAST_LIKE], ids=["johnson-like", "fast-like"])
+@pytest.mark.parametrize("config", [JOHNSON_LIKE, FAST_LIKE, SHUFFLE_LIKE],
+                         ids=["johnson-like", "fast-like", "shuffle-like"])
 def test_tiled_equals_whole_image(config):
     g = _model(config)
     x = _images(h=150, w=170)
@@ -113,7 +116,7 @@ def test_memory_budget_batches_and_thumbnail_statistics():
     assert sizes[0][-2] < 300  # statistics from a downscaled copy: the whole image does not fit
 
 
-@pytest.mark.parametrize("config", [FAST_LIKE, JOHNSON_LIKE], ids=["fast", "johnson"])
+@pytest.mark.parametrize("config", [FAST_LIKE, JOHNSON_LIKE, SHUFFLE_LIKE], ids=["fast", "johnson", "shuffle"])
 def test_images_over_the_budget_get_exact_statistics(config):
     """An image several times over the memory budget: norm statistics gathered over the tiles make
     the result equal the untiled one (the thumbnail shortcut does not), within the budget."""
@@ -175,9 +178,9 @@ def test_caller_model_untouched_and_dtype_copy():
     half = prepare_model(g, torch.device("cpu"), torch.bfloat16)
     assert half is prepare_model(g, torch.device("cpu"), torch.bfloat16)  # conversion remembered
     with torch.no_grad():
-        g.tail[1].bias.add_(1.0)  # weights changed in place (a training step): a fresh copy
+        g.head[1].bias.add_(1.0)  # weights changed in place (a training step): a fresh copy
     fresh = prepare_model(g, torch.device("cpu"), torch.bfloat16)
-    assert fresh is not half and torch.allclose(fresh.tail[1].bias.float(), g.tail[1].bias, atol=1e-2)
+    assert fresh is not half and torch.allclose(fresh.head[1].bias.float(), g.head[1].bias, atol=1e-2)
     # two copies: bf16 NHWC (the stylize call above) and bf16 NCHW
     assert release_device_copies(g) == 2 and prepare_model(g, torch.device("cpu"), torch.bfloat16) is not fresh
     g.train()
@@ -209,7 +212,7 @@ def test_concurrent_stylisations_share_one_model():
 def test_progress_and_cancel():
     g = _model(FAST_LIKE)
     calls = []
-    stylize(g, _images(h=120, w=120), tile=64, overlap=4, progress=lambda d, t: calls.append((d, t)))
+    stylize(g, _images(h=160, w=160), tile=64, overlap=4, progress=lambda d, t: calls.append((d, t)))
     assert calls[-1][0] == calls[-1][1] == len(calls) > 2
 
     def cancel(done, total):

@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from ganstyle.core.errors import WeightsError
-from ganstyle.core.training.checkpoint import (latest_checkpoint, pack_state, read_checkpoint, rng_state,
-                                               set_rng_state, unpack_state, write_checkpoint)
+from ganstyle.core.training.checkpoint import (
+    latest_checkpoint,
+    pack_state,
+    read_checkpoint,
+    rng_state,
+    set_rng_state,
+    unpack_state,
+    write_checkpoint,
+)
 
 
 def tiny_state(seed: int):
@@ -33,7 +40,8 @@ def test_write_read_restore_and_prune(tmp_path):
     model, opt = tiny_state(0)
     tensors, optimizers = pack_state({"m": model}, {"opt": opt})
     for step in (1, 2, 3):
-        write_checkpoint(tmp_path, step, lambda: (tensors, {"format": 1, "step": step, "optimizers": optimizers}),
+        write_checkpoint(tmp_path, step, lambda step=step: (tensors, {"format": 1, "step": step,
+                                                                      "optimizers": optimizers}),
                          keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "step_00000002", "step_00000003"]
     assert latest_checkpoint(tmp_path).name == "step_00000003"

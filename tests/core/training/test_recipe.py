@@ -5,11 +5,12 @@ import json
 import pytest
 import torch
 
-from helpers import synthetic_painting, synthetic_photo
 from ganstyle.core.config import config_to_dict
 from ganstyle.core.images import save_image
 from ganstyle.core.trainer import TrainConfig, Trainer
 from ganstyle.core.training.config import load_options
+
+from helpers import synthetic_painting, synthetic_photo
 
 TINY_G = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1, first_kernel=3, last_kernel=3)
 
