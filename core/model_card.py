@@ -53,8 +53,8 @@ def model_card(name: str, generator: torch.nn.Module, *, images: Mapping[str, st
     """
     params = sum(p.numel() for p in generator.parameters())
     ref = reference or "path/to/this/folder"
-    made = (f"\ntrained with `ganstyle train` for {training.steps} steps: content + Gram style + total variation\n"
-            f"+ PatchGAN adversarial losses, exported as the EMA of the generator weights." if training else ".")
+    made = (f"\ntrained with `ganstyle train` for {training.steps} steps{_start(training.options)}: "
+            f"{_losses(training.options)}, exported as the EMA of the generator weights." if training else ".")
     shown = "\n".join(f"![{alt}]({file})" for file, alt in images.items())
     options = "\nThe training options are in [`options.json`](options.json).\n" if options_file and not training else ""
     comfy = (f"In ComfyUI: **Load Style Model** with hub_repo `{reference}`, then **GAN Stylize**." if reference
@@ -90,6 +90,25 @@ save_image(model(load_image("photo.jpg")), "stylised.png")
 
 {comfy}
 {_training_section(training) if training else ""}"""
+
+
+_LOSS_NAMES = {"lambda_content": "content (relu4_2)", "lambda_style": "Gram style", "lambda_tone": "tone",
+               "lambda_tv": "total variation", "lambda_pixel": "pixel (L1 to the photo)",
+               "lambda_adv": "PatchGAN adversarial"}
+
+
+def _losses(options: Mapping[str, Any]) -> str:
+    """The losses a run used (non-zero weights), e.g. 'content (relu4_2) + Gram style losses'.
+
+    >>> _losses({"lambda_content": 5.0, "lambda_style": 0.0, "lambda_pixel": 10.0})
+    'content (relu4_2) + pixel (L1 to the photo) losses'
+    """
+    used = [name for key, name in _LOSS_NAMES.items() if options.get(key, 0)]
+    return (" + ".join(used) or "no") + " losses"
+
+
+def _start(options: Mapping[str, Any]) -> str:
+    return f", fine-tuned from `{options['init_from']}`" if options.get("init_from") else ""
 
 
 def _training_section(t: TrainingFacts) -> str:

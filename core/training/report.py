@@ -42,7 +42,8 @@ def training_facts(trainer: Trainer) -> TrainingFacts:
         image_size=cfg.image_size, device=str(trainer.device), precision="bf16 autocast" if trainer.amp else "fp32",
         minutes=trainer.elapsed_s / 60, encoder=f"{trainer.encoder.arch} `{trainer.encoder.identity}`",
         data={"content": describe_images(len(content), len(content.skipped), cfg.content),
-              "style": describe_images(len(style), len(style.skipped), cfg.style)},
+              "style": describe_images(len(style), len(style.skipped), cfg.style) if cfg.needs_style
+              else "none (a base generator: no style loss, no discriminator)"},
         final_losses=trainer.last_losses, options=cfg.shareable(local_encoder=trainer.encoder.arch))
 
 

@@ -78,3 +78,17 @@ def test_options_of_an_older_run_load_with_the_old_recipe(data, tmp_path):
     old = load_options(path)
     assert (old.lambda_tone, old.lambda_pixel, old.init_from, old.content_size, old.crop_scale_min,
             old.color_jitter) == (0.0, 0.0, "", 0, 1.0, 0.0)
+
+
+def test_the_shipped_base_generator_is_a_start_not_a_style(data, tmp_path):
+    from ganstyle.core.hub import registry_names
+    from ganstyle.core.models import default_style_model, load_style_model
+    from ganstyle.core.training.setup import initial_generator
+
+    assert "base-fast" not in registry_names("style") and default_style_model() != "base-fast"
+    start = initial_generator(config(data, tmp_path / "run", init_from="base-fast"))
+    shipped = load_style_model("base-fast", use_cache=False).generator
+    assert start.config.output_head == "upsample" and start.training
+    for name, tensor in start.state_dict().items():
+        assert tensor.dtype == torch.float32
+        torch.testing.assert_close(tensor, shipped.state_dict()[name].float(), rtol=0, atol=0)
