@@ -66,6 +66,9 @@ def parse_args(argv=None):
     p.add_argument("--crops", action="store_true",
                    help="add a full-resolution centre crop (--cell px square) of each image to the sheet")
     p.add_argument("--goals", action="store_true", help="print PASS/FAIL of each model's medians against the goals")
+    p.add_argument("--reference-cache", metavar="DIR", default=None,
+                   help="keep the Optimize Stylize results here (PNG + seconds) and reuse them on later runs with "
+                        "the same photos, style, sizes and encoder: the slow reference is computed once")
     return p.parse_args(argv)
 
 
@@ -157,6 +160,18 @@ def write_sheet(path: Path, photos, results: dict[str, list[torch.Tensor]], cell
     sheet.save(path, quality=92)
 
 
+def _reference_path(args, encoder, photo_name: str) -> Path | None:
+    """Where the Optimize Stylize result of one photo is cached (None: no cache). The name holds
+    everything the result depends on: photo, style file, sizes and encoder."""
+    if not args.reference_cache:
+        return None
+    import hashlib
+    key = f"{Path(args.style).resolve()}|{args.style_size}|{args.long_side}|{encoder.identity}"
+    folder = Path(args.reference_cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{photo_name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.png"
+
+
 def _centre_crop(image: torch.Tensor, side: int) -> torch.Tensor:
     h, w = image.shape[-2:]
     top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
@@ -166,7 +181,7 @@ def _centre_crop(image: torch.Tensor, side: int) -> torch.Tensor:
 def run(args) -> dict:
     from ganstyle.core.device import resolve_device
     from ganstyle.core.features import compute_style_features
-    from ganstyle.core.images import load_image
+    from ganstyle.core.images import load_image, save_image
     from ganstyle.core.models import load_style_model
     from ganstyle.core.optimize import OptimizeOptions, optimize_stylize
     from ganstyle.core.stylize import stylize
@@ -188,11 +203,19 @@ def run(args) -> dict:
         for method in methods:
             start = time.perf_counter()
             if method == OPTIMIZE:
-                out = optimize_stylize(encoder, photo.to(device), style, OptimizeOptions(long_side=args.long_side))
+                cached = _reference_path(args, encoder, name)
+                if cached is not None and cached.is_file():
+                    out, seconds = load_image(cached), json.loads(cached.with_suffix(".json").read_text())["seconds"]
+                else:
+                    out = optimize_stylize(encoder, photo.to(device), style, OptimizeOptions(long_side=args.long_side))
+                    seconds = time.perf_counter() - start
+                    if cached is not None:
+                        save_image(out, cached)    # 8-bit PNG: figures on reuse differ by rounding only
+                        cached.with_suffix(".json").write_text(json.dumps({"seconds": seconds}))
             else:
                 model = dict(models)[method]
                 out = stylize(model, photo.to(device), device=device)
-            seconds = time.perf_counter() - start
+                seconds = time.perf_counter() - start
             out = out.float().cpu()
             results[method].append(out)
             rows.append({"photo": name, "method": method, "seconds": seconds, **measure(encoder, style, photo, out)})

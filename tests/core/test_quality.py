@@ -97,3 +97,32 @@ def test_bench_quality_runs(tmp_path, vgg16_file):
     report = json.loads((tmp_path / "q.json").read_text())
     assert len(report["rows"]) == 2 and set(bench.METRICS) <= set(report["rows"][0])
     assert [g["metric"] for g in report["goals"][str(tmp_path / "model")]] == ["tone", "contrast", "style", "edges"]
+
+
+def test_bench_quality_reuses_the_cached_optimize_reference(tmp_path, vgg16_file, monkeypatch):
+    """--reference-cache: the Optimize Stylize row is computed once, then read back."""
+    import importlib.util
+    import json
+
+    import ganstyle.core.optimize as optimize
+    from ganstyle.core.images import save_image
+
+    spec = importlib.util.spec_from_file_location("bench_quality", q.__file__.replace("core/quality.py",
+                                                                                      "bench/bench_quality.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    save_image(synthetic_photo(32, 40), tmp_path / "photos" / "p0.png")
+    save_image(synthetic_painting(48, 48), tmp_path / "style.png")
+    real = optimize.optimize_stylize
+    calls = []
+    monkeypatch.setattr(optimize, "optimize_stylize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    argv = [str(tmp_path / "photos"), "--style", str(tmp_path / "style.png"), "--encoder", str(vgg16_file),
+            "--long-side", "40", "--device", "cpu", "--reference-cache", str(tmp_path / "cache")]
+    reports = []
+    for i in range(2):
+        assert bench.main([*argv, "--json", str(tmp_path / f"q{i}.json")]) == 0
+        reports.append(json.loads((tmp_path / f"q{i}.json").read_text())["rows"][0])
+    assert len(calls) == 1 and len(list((tmp_path / "cache").glob("*.png"))) == 1
+    assert reports[1]["seconds"] == reports[0]["seconds"]
+    for metric in bench.METRICS:   # re-measured from the 8-bit PNG: rounding only
+        assert abs(reports[1][metric] - reports[0][metric]) < 0.02 * max(1.0, abs(reports[0][metric]))
