@@ -51,9 +51,9 @@ class TrainConfig:
     beta1_d: float = bounded(0.5, 0.0, 0.9999, doc="discriminator Adam beta1")
     lambda_content: float = bounded(5.0, 0.0, 1e6, doc="weight of the (relative) content loss")
     lambda_style: float = bounded(1.0, 0.0, 1e6, doc="weight of the (relative) Gram style loss")
-    lambda_adv: float = bounded(0.05, 0.0, 1e6,
+    lambda_adv: float = bounded(0.1, 0.0, 1e6,
                                 doc="weight of the generator's adversarial loss; 0 trains without a discriminator")
-    lambda_tv: float = bounded(10.0, 0.0, 1e6, doc="weight of the total-variation loss")
+    lambda_tv: float = bounded(20.0, 0.0, 1e6, doc="weight of the total-variation loss")
     lambda_tone: float = bounded(50.0, 0.0, 1e6, legacy=0.0,
                                  doc="weight of the tone loss: the photo's light/dark layout (luminance "
                                      "average-pooled tone_pool×tone_pool, mean removed) kept in the result")
@@ -68,7 +68,7 @@ class TrainConfig:
                                  "far fewer steps than from scratch")
     style_layer_weights: tuple[float, ...] = bounded((1.0, 1.0, 1.0, 1.0, 1.0),
                                                      doc=f"relative weights of {' '.join(STYLE_LAYERS)}")
-    style_size: int = bounded(512, 16, 8192,
+    style_size: int = bounded(1024, 16, 8192,
                               doc="long side (px) the style images are scaled to; larger = finer strokes")
     style_target_images: int = bounded(256, 1, 1_000_000,
                                        doc="at most this many style images (evenly spaced) make the averaged "
