@@ -109,3 +109,30 @@ def synthetic_painting(h: int = 48, w: int = 48, seed: int = 1) -> torch.Tensor:
     noise = torch.rand(3, h, w, generator=g)
     img = torch.stack([stripes, 1 - stripes, 0.5 * stripes]) * 0.7 + 0.3 * noise
     return img.clamp(0, 1).unsqueeze(0)
+
+
+# The trainer tests' generator: one halving, tiny channels (TrainConfig's preset fills in the rest).
+TINY_TRAIN_GENERATOR = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1,
+                            first_kernel=3, last_kernel=3)
+
+
+def training_data(root: Path, photos: int = 4) -> dict:
+    """A content folder of ``photos`` synthetic 40×52 photos (shifted, every other one flipped) and
+    one 48×48 synthetic painting: ``{"content": folder, "style": file}``."""
+    from ganstyle.core.images import save_image
+    (root / "content").mkdir(parents=True, exist_ok=True)
+    for i in range(photos):
+        photo = synthetic_photo(40, 52).roll(7 * i, dims=-1)
+        save_image(photo if i % 2 else photo.flip(-2), root / "content" / f"photo{i}.png")
+    save_image(synthetic_painting(48, 48), root / "style.png")
+    return {"content": str(root / "content"), "style": str(root / "style.png")}
+
+
+def tiny_train_config(data: dict, out, **changes):
+    """A :class:`TrainConfig` for a few 32 px steps of the tiny generator on ``training_data``."""
+    from ganstyle.core.trainer import TrainConfig
+    options = dict(content=data["content"], style=data["style"], out=str(out), generator=TINY_TRAIN_GENERATOR,
+                   steps=4, image_size=32, batch_size=2, warmup_steps=1, d_channels=4, d_layers=2, style_size=48,
+                   log_every=1, sample_every=0, checkpoint_every=0, num_previews=2, progress=False)
+    options.update(changes)
+    return TrainConfig(**options)

@@ -14,33 +14,20 @@ from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.images import save_image
 from ganstyle.core.trainer import TrainConfig, Trainer
 
-from helpers import synthetic_painting, synthetic_photo
-
-TINY_G = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1, first_kernel=3, last_kernel=3)
-
+from helpers import TINY_TRAIN_GENERATOR, synthetic_painting, synthetic_photo, tiny_train_config, training_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("data")
-    (root / "content").mkdir()
-    for i in range(4):
-        photo = synthetic_photo(40, 52).roll(7 * i, dims=-1)
-        save_image(photo if i % 2 else photo.flip(-2), root / "content" / f"photo{i}.png")
-    save_image(synthetic_painting(48, 48), root / "style.png")
-    return {"content": str(root / "content"), "style": str(root / "style.png")}
+    return training_data(tmp_path_factory.mktemp("data"))
 
 
 def tiny_config(data, out, **changes) -> TrainConfig:
-    options = dict(content=data["content"], style=data["style"], out=str(out), generator=TINY_G, steps=4,
-                   image_size=32, batch_size=2, warmup_steps=1, d_channels=4, d_layers=2, style_size=48,
-                   log_every=1, sample_every=0, checkpoint_every=0, num_previews=2, progress=False,
-                   # the plain recipe (no tone loss, fixed-scale crops): what most tests below measure
-                   lambda_tone=0.0, content_size=0, crop_scale_min=1.0, color_jitter=0.0)
-    options.update(changes)
-    return TrainConfig(**options)
+    # the plain recipe (no tone loss, fixed-scale crops): what most tests below measure
+    plain = dict(lambda_tone=0.0, content_size=0, crop_scale_min=1.0, color_jitter=0.0)
+    return tiny_train_config(data, out, **{**plain, **changes})
 
 
 def states(trainer):
@@ -85,7 +72,7 @@ def test_tiny_run_end_to_end_exports_a_loadable_model(data, vgg16, tmp_path):
 
     # options round-trip through the strict validator; resolved facts in run_info.json
     options = config_from_dict(TrainConfig, json.loads((run / "options.json").read_text()))
-    assert options == trainer.config and options.generator == TINY_G
+    assert options == trainer.config and options.generator == TINY_TRAIN_GENERATOR
     info = json.loads((run / "run_info.json").read_text())
     assert info["data"]["content"] == {"used": 4, "skipped": 1, "skipped_examples": [
         f"{Path(data['content']) / 'readme.txt'}: not an image file type ('.txt')"]}

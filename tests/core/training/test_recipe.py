@@ -6,33 +6,21 @@ import pytest
 import torch
 
 from ganstyle.core.config import config_to_dict
-from ganstyle.core.images import save_image
 from ganstyle.core.trainer import TrainConfig, Trainer
 from ganstyle.core.training.config import load_options
 
-from helpers import synthetic_painting, synthetic_photo
-
-TINY_G = dict(base_channels=4, max_channels=8, num_downsamples=1, num_residual_blocks=1, first_kernel=3, last_kernel=3)
+from helpers import tiny_train_config, training_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("data")
-    (root / "content").mkdir()
-    for i in range(3):
-        save_image(synthetic_photo(40, 52).roll(9 * i, dims=-1), root / "content" / f"photo{i}.png")
-    save_image(synthetic_painting(48, 48), root / "style.png")
-    return {"content": str(root / "content"), "style": str(root / "style.png")}
+    return training_data(tmp_path_factory.mktemp("data"), photos=3)
 
 
 def config(data, out, **changes) -> TrainConfig:
-    options = dict(content=data["content"], style=data["style"], out=str(out), generator=TINY_G, steps=3,
-                   image_size=32, batch_size=2, warmup_steps=1, d_channels=4, d_layers=2, style_size=48,
-                   log_every=1, sample_every=0, checkpoint_every=0, num_previews=1, progress=False)
-    options.update(changes)
-    return TrainConfig(**options)
+    return tiny_train_config(data, out, **{"steps": 3, "num_previews": 1, **changes})
 
 
 def test_default_recipe_adds_the_tone_term_and_caches_photos_without_enlarging(data, vgg16, tmp_path):
