@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import struct
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,11 +24,14 @@ _MAX_HEADER_BYTES = 100 * 1024 * 1024
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename.
 
-    If anything fails (disk full, process killed) the old file at ``path`` is untouched and
-    the temporary file is removed (or left as ``.tmp-*`` garbage that is never read)."""
+    The file gets the mode an ordinary ``open(path, "w")`` would give a new file (``0o666`` less
+    the process umask: 0644 under the usual umask 022), not the private 0600 of
+    :func:`tempfile.mkstemp`. If anything fails (disk full, process killed) the old file at
+    ``path`` is untouched and the temporary file is removed (or left as ``.tmp-*`` garbage that
+    is never read)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -42,6 +45,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new, exclusive temporary file beside ``path``, created with mode 0o666 so that the kernel
+    applies the umask (reading the umask would mean changing it, which races with other threads)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(6)}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
 
 
 def _fsync_dir(folder: Path) -> None:
