@@ -93,8 +93,8 @@ class TrainConfig:
     d_scales: int = bounded(1, 1, 4, doc="discriminator scales (more than 1: multi-scale PatchGAN)")
     spectral_norm: bool = bounded(True, doc="spectral normalisation in the discriminator")
     ema_decay: float = bounded(0.999, 0.0, 1.0, doc="EMA decay of the exported generator weights")
-    encoder: str = bounded("vgg16", doc="loss encoder: registry name (vgg16, vgg19), local .safetensors file, "
-                                        "or Hub repo")
+    encoder: str = bounded("vgg19", legacy="vgg16",
+                           doc="loss encoder: registry name (vgg19, vgg16), local .safetensors file, or Hub repo")
     device: str = bounded("auto", doc="'auto', 'cpu', 'cuda', 'cuda:1', 'mps' …")
     mixed_precision: str = bounded("auto", choices=MIXED_PRECISION_MODES,
                                    doc="'auto' = bf16 autocast on CUDA and fp32 elsewhere; 'bf16' also on "

@@ -58,6 +58,20 @@ def test_every_flag_has_help():
         assert flag in text
 
 
+def test_default_encoder_is_vgg19_and_older_runs_keep_vgg16():
+    """VGG19 is the design's (and the README's) default; an options.json written without the field
+    keeps the VGG16 it was trained with."""
+    from ganstyle.core.config import config_from_dict, config_to_dict
+    from ganstyle.core.training.config import TrainConfig
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
+    assert "(default vgg19)" in " ".join(sub.format_help().split())
+    assert TrainConfig().encoder == "vgg19"
+    saved = config_to_dict(TrainConfig(content="c", style="s", out="o"))
+    del saved["encoder"]
+    assert config_from_dict(TrainConfig, saved).encoder == "vgg16"
+
+
 def test_flags_are_made_from_every_train_config_field():
     import dataclasses
 
