@@ -60,26 +60,62 @@ def parse_hub_ref(ref: str) -> tuple[str, str | None, str | None] | None:
     return m.group("repo"), filename, m.group("rev")
 
 
+class HubUnreachableError(WeightsError):
+    """The Hub could not be reached (no network, HF_HUB_OFFLINE, proxy, DNS) and the file is not in
+    the cache. Raised at the first failed request, without huggingface_hub's retries."""
+
+    def __init__(self, message: str, *, repo_id: str, filename: str, revision: str | None, reason: str):
+        super().__init__(message)
+        self.repo_id, self.filename, self.revision, self.reason = repo_id, filename, revision, reason
+
+
+# How long the first request may take to connect before the Hub counts as unreachable (unless the user
+# sets HF_HUB_ETAG_TIMEOUT): a black-holed network then fails in seconds, not after 5 retries.
+PROBE_TIMEOUT_S = 4.0
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set."""
+    from huggingface_hub import constants
+
+    env = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").lower()
+    return env in {"1", "true", "yes", "on"} or bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def _clean(text: str) -> str:
+    """An error message as one line without a final full stop (ours add their own)."""
+    return " ".join(str(text).split()).rstrip(". ") or "no details"
+
+
 def hub_download(repo_id: str, filename: str, *, revision: str | None = None,
                  cache_dir: str | Path | None = None, sha256: str | None = None,
-                 manual_dir: str | Path | None = None) -> Path:
+                 manual_dir: str | Path | None = None, advice: str | None = None) -> Path:
     """Download (or find in cache) one file from the Hub; verify ``sha256`` when given.
 
-    Offline (``HF_HUB_OFFLINE=1`` or no network) and not cached → :class:`WeightsError` saying
-    where to put the file by hand."""
+    Offline (``HF_HUB_OFFLINE=1``, no network, Hub unreachable) and not cached →
+    :class:`HubUnreachableError` at once (no retries), ending with ``advice`` (default: download the
+    file by hand and put it in ``manual_dir`` or pass its path). Other failures → :class:`WeightsError`."""
     from huggingface_hub import hf_hub_download
 
-    try:
-        path = Path(hf_hub_download(repo_id, filename, revision=revision,
-                                    cache_dir=str(cache_dir) if cache_dir else None))
-    except Exception as e:  # offline, not found, network down, gated…
-        url = f"https://huggingface.co/{repo_id}/blob/{revision or 'main'}/{filename}"
+    url = f"https://huggingface.co/{repo_id}/blob/{revision or 'main'}/{filename}"
+    if advice is None:
         where = f"put it in {manual_dir}" if manual_dir else "pass the local file path instead"
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-        reason = "HF_HUB_OFFLINE is set and the file is not in the cache" if offline else f"{type(e).__name__}: {e}"
-        raise WeightsError(f"cannot get '{filename}' from Hub repo '{repo_id}' "
-                           f"(revision {revision or 'main'}): {reason}. Download {url} by hand and "
-                           f"{where}.") from None
+        advice = f"Download {url} by hand and {where}."
+    what = f"cannot get '{filename}' from Hub repo '{repo_id}' (revision {revision or 'main'})"
+    cache = str(cache_dir) if cache_dir else None
+    offline = hub_offline()
+    unreachable = None if offline else _probe(repo_id, filename, revision)
+    try:
+        path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache,
+                                    local_files_only=offline or unreachable is not None))
+    except Exception as e:  # not cached (offline), not found, gated…
+        if offline or unreachable is not None:
+            reason = ("HF_HUB_OFFLINE is set" if offline else
+                      f"the Hugging Face Hub cannot be reached ({unreachable})")
+            raise HubUnreachableError(f"{what}: {reason} and the file is not in the cache. {advice}",
+                                      repo_id=repo_id, filename=filename, revision=revision,
+                                      reason=reason) from None
+        raise WeightsError(f"{what}: {type(e).__name__}: {_clean(e)}. {advice}") from None
     if sha256:
         actual = sha256_file(path)
         if actual.lower() != sha256.lower():
@@ -89,6 +125,32 @@ def hub_download(repo_id: str, filename: str, *, revision: str | None = None,
             raise WeightsError(f"{path}: checksum mismatch for {repo_id}/{filename}: sha256 is {actual}, "
                                f"expected {sha256} (the file is corrupt or was changed). {advice}")
     return path
+
+
+def _probe(repo_id: str, filename: str, revision: str | None) -> str | None:
+    """One request for the file's metadata, without retries: ``None`` if the Hub answered (even
+    with an HTTP error, which hf_hub_download then reports), else why it could not be reached.
+
+    hf_hub_download itself retries a failed connection 5 times with back-off (about 25 s of
+    "Retrying in 8s" lines) before it gives up."""
+    import logging
+
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.utils import HfHubHTTPError
+
+    timeout = PROBE_TIMEOUT_S if "HF_HUB_ETAG_TIMEOUT" not in os.environ else constants.HF_HUB_ETAG_TIMEOUT
+    quiet = logging.getLogger("huggingface_hub")  # it logs each failed request as a warning
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), timeout=timeout)
+    except HfHubHTTPError:
+        return None
+    except Exception as e:  # connection refused, DNS, timeout, proxy, TLS
+        return f"{getattr(constants, 'ENDPOINT', 'https://huggingface.co')}: {type(e).__name__}: {_clean(e)}"
+    finally:
+        quiet.setLevel(level)
+    return None
 
 
 def _evict_cached_file(path: Path) -> bool:
@@ -126,12 +188,14 @@ def resolve_weights(ref: str, *, kind: str = "vgg", cache_dir: str | Path | None
                 _verify(path, entry["sha256"])
             return ResolvedWeights(path, f"registry:{ref}", entry.get("arch"), entry.get("license"))
         filename = entry.get("filename", "model.safetensors")
-        path = hub_download(entry["repo_id"], filename, revision=entry.get("revision"),
-                            cache_dir=cache_dir, sha256=entry.get("sha256"), manual_dir=manual_dir)
+        folder = filename.rsplit("/", 1)[0] if "/" in filename else ""
+        advice = _manual_advice(kind, entry["repo_id"], filename if kind == "vgg" else folder,
+                                entry.get("revision"), manual_dir)
+        path = hub_download(entry["repo_id"], filename, revision=entry.get("revision"), cache_dir=cache_dir,
+                            sha256=entry.get("sha256"), manual_dir=manual_dir, advice=advice)
         if kind == "style":  # a style model is a folder: fetch its config.json too
-            config_name = filename.rsplit("/", 1)[0] + "/config.json" if "/" in filename else "config.json"
-            hub_download(entry["repo_id"], config_name, revision=entry.get("revision"),
-                         cache_dir=cache_dir, manual_dir=manual_dir)
+            hub_download(entry["repo_id"], f"{folder}/config.json" if folder else "config.json",
+                         revision=entry.get("revision"), cache_dir=cache_dir, manual_dir=manual_dir, advice=advice)
             path = path.parent
         return ResolvedWeights(path, f"registry:{ref} ({entry['repo_id']}@{entry.get('revision') or 'main'})",
                                entry.get("arch"), entry.get("license"))
@@ -150,20 +214,39 @@ def resolve_weights(ref: str, *, kind: str = "vgg", cache_dir: str | Path | None
     if hub is not None and not ref.startswith((".", "/", "~")):
         repo_id, filename, revision = hub
         if kind == "style":
-            from huggingface_hub import hf_hub_download  # noqa: F401  (same download path)
-            weights = hub_download(repo_id, (filename.rstrip("/") + "/" if filename else "") + "model.safetensors",
-                                   revision=revision, cache_dir=cache_dir, manual_dir=manual_dir)
-            hub_download(repo_id, (filename.rstrip("/") + "/" if filename else "") + "config.json",
-                         revision=revision, cache_dir=cache_dir, manual_dir=manual_dir)
+            folder = filename.rstrip("/") if filename else ""
+            advice = _manual_advice(kind, repo_id, folder, revision, manual_dir)
+            weights = hub_download(repo_id, f"{folder}/model.safetensors" if folder else "model.safetensors",
+                                   revision=revision, cache_dir=cache_dir, manual_dir=manual_dir, advice=advice)
+            hub_download(repo_id, f"{folder}/config.json" if folder else "config.json",
+                         revision=revision, cache_dir=cache_dir, manual_dir=manual_dir, advice=advice)
             return ResolvedWeights(weights.parent, f"hub:{repo_id}@{revision or 'main'}")
-        path = hub_download(repo_id, filename or "model.safetensors", revision=revision,
-                            cache_dir=cache_dir, manual_dir=manual_dir)
+        path = hub_download(repo_id, filename or "model.safetensors", revision=revision, cache_dir=cache_dir,
+                            manual_dir=manual_dir,
+                            advice=_manual_advice(kind, repo_id, filename or "model.safetensors", revision,
+                                                  manual_dir))
         return ResolvedWeights(path, f"hub:{repo_id}/{filename or 'model.safetensors'}@{revision or 'main'}")
 
-    known = ", ".join(sorted(registry)) or "(none)"
-    raise WeightsError(f"cannot resolve weights reference '{ref}': not a registry name ({known}), "
+    kinds = {kind, "base"} if kind == "style" else {kind}
+    known = ", ".join(sorted(k for k, v in registry.items() if v.get("kind", kind) in kinds)) or "none"
+    raise WeightsError(f"cannot resolve weights reference '{ref}': not a {kind} registry name ({known}), "
                        f"not an existing file, not in {[str(d) for d in search_dirs] or 'any models folder'}, "
                        f"and not a Hub reference like 'org/name[@revision]'")
+
+
+def _manual_advice(kind: str, repo_id: str, path: str, revision: str | None, manual_dir: Path | None) -> str:
+    """What to do by hand when a file cannot be downloaded: where to get it and where it goes.
+
+    ``path``: the file (VGG weights) or the repo subfolder (style models, "" for the root)."""
+    rev = revision or "main"
+    if kind == "style":
+        tree = f"https://huggingface.co/{repo_id}/tree/{rev}" + (f"/{path}" if path else "")
+        there = f", or put that folder in {manual_dir}" if manual_dir else ""
+        return (f"Download model.safetensors and config.json by hand from {tree} into one folder and pass "
+                f"that folder as the model (--model FOLDER){there}.")
+    url = f"https://huggingface.co/{repo_id}/blob/{rev}/{path}"
+    there = f", or put it in {manual_dir}" if manual_dir else ""
+    return f"Download {url} by hand and pass the file as the encoder (--encoder FILE){there}."
 
 
 def _verify(path: Path, sha256: str) -> None:

@@ -62,12 +62,23 @@ def push_main(args) -> int:
 
 
 def pull_main(args) -> int:
+    from ..core.errors import WeightsError
+    from ..core.hub import HubUnreachableError
     from ..core.models import load_style_model
 
     ref = args.ref.strip()
     if args.revision:
         ref = f"{ref.split('@')[0]}@{args.revision}"
-    model = load_style_model(ref, cache_dir=args.cache_dir, use_cache=False)
+    try:
+        model = load_style_model(ref, cache_dir=args.cache_dir, use_cache=False)
+    except HubUnreachableError as e:
+        tree = f"https://huggingface.co/{e.repo_id}/tree/{e.revision or 'main'}"
+        again = ("Unset HF_HUB_OFFLINE and run" if "HF_HUB_OFFLINE" in e.reason else
+                 "Run") + f" `ganstyle pull {ref}` again once the Hub can be reached"
+        raise WeightsError(f"cannot pull '{ref}': {e.reason}, and it is not in the cache. {again}; or "
+                           f"download model.safetensors and config.json from {tree} into one folder (on any "
+                           f"machine with internet access) and use that folder directly with --model FOLDER "
+                           f"(no pull needed).") from None
     print(f"{model.name}: {model.config.preset} preset, {sum(p.numel() for p in model.generator.parameters()):,} "
           f"parameters, from {model.source}")
     print(model.weights_path.parent)

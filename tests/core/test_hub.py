@@ -72,3 +72,61 @@ def test_shipped_registry_lists_vgg19_default():
     from ganstyle.core.hub import load_registry
     reg = load_registry()
     assert reg["vgg19"]["repo_id"] == "timm/vgg19.tv_in1k" and reg["vgg16"]["arch"] == "vgg16"
+
+
+def cut_network(monkeypatch):
+    """Online mode, with the Hub endpoint on a closed loopback port: every connection is refused."""
+    import huggingface_hub.constants as c
+    endpoint = "http://127.0.0.1:9"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False, raising=False)
+    monkeypatch.setattr(c, "ENDPOINT", endpoint)
+    monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    return endpoint
+
+
+def test_unreachable_hub_fails_at_once_with_one_message(monkeypatch, tmp_path, caplog):
+    """No network: one clear error within seconds, not 5 retries (~25 s of 'Retrying in 8s' lines)."""
+    import time
+
+    from ganstyle.core.hub import HubUnreachableError
+
+    endpoint = cut_network(monkeypatch)
+    start = time.perf_counter()
+    with pytest.raises(HubUnreachableError) as e:
+        resolve_weights("myvgg", cache_dir=tmp_path / "empty", registry=registry())
+    assert time.perf_counter() - start < 5
+    msg = str(e.value)
+    assert "cannot be reached" in msg and endpoint in msg and "not in the cache" in msg
+    assert "https://huggingface.co/org/vgg-test/blob/main/model.safetensors" in msg
+    assert "--encoder FILE" in msg and ".." not in msg
+    assert "Retrying" not in caplog.text and "thrown while requesting" not in caplog.text
+
+
+def test_unreachable_hub_still_serves_the_cache(vgg16_file, monkeypatch, tmp_path):
+    cache = tmp_path / "cache"
+    snap = fill_hub_cache(cache, "org/vgg-test", {"model.safetensors": vgg16_file})
+    cut_network(monkeypatch)
+    assert resolve_weights("myvgg", cache_dir=cache, registry=registry()).path == snap / "model.safetensors"
+
+
+def test_unreachable_hub_style_model_names_the_model_flag(monkeypatch, tmp_path):
+    import time
+
+    cut_network(monkeypatch)
+    start = time.perf_counter()
+    with pytest.raises(WeightsError) as e:
+        resolve_weights("org/painting@v1", kind="style", cache_dir=tmp_path / "empty", registry={})
+    assert time.perf_counter() - start < 5
+    msg = str(e.value)
+    assert "https://huggingface.co/org/painting/tree/v1" in msg and "--model FOLDER" in msg
+    assert "config.json" in msg and ".." not in msg
+
+
+def test_unknown_encoder_lists_only_vgg_names():
+    reg = {**registry(), "mystyle": {"kind": "style", "path": "x"}, "mybase": {"kind": "base", "path": "y"}}
+    with pytest.raises(WeightsError, match=r"not a vgg registry name \(myvgg\)") as e:
+        resolve_weights("nope", registry=reg)
+    assert "mystyle" not in str(e.value) and "mybase" not in str(e.value)
+    with pytest.raises(WeightsError, match=r"not a style registry name \(mybase, mystyle\)"):
+        resolve_weights("nope", kind="style", registry=reg)
