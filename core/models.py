@@ -114,8 +114,25 @@ def _file_pair(path: Path) -> tuple[Path, Path]:
     for config in (path.with_suffix(".json"), path.parent / "config.json"):
         if config.is_file():
             return path, config
-    raise ConfigError(f"{path}: no config for these weights: expected {path.with_suffix('.json').name} or "
-                      f"config.json in {path.parent}")
+    raise ConfigError(f"{path}: no config for these weights. A style model is two files: the weights and the "
+                      f"config.json describing its generator, published beside model.safetensors (same Hub repo "
+                      f"or model folder; `ganstyle train` writes both to RUN_DIR/model). {_config_advice(path)}")
+
+
+def _config_advice(path: Path) -> str:
+    """Where the config.json of a lone weights file comes from and where it goes."""
+    beside = f"put it beside the file as {path.parent / 'config.json'} (or as {path.with_suffix('.json')})"
+    # a file of the Hugging Face cache: …/models--org--name/snapshots/<commit>/[sub/]model.safetensors
+    parts = path.parts
+    if "snapshots" in parts:
+        i = parts.index("snapshots")
+        if i >= 1 and parts[i - 1].startswith("models--") and i + 2 < len(parts):
+            repo_id = parts[i - 1][len("models--"):].replace("--", "/")
+            sub = "/".join(parts[i + 2:-1])
+            url = f"https://huggingface.co/{repo_id}/blob/{parts[i + 1]}/{sub + '/' if sub else ''}config.json"
+            return (f"Download {url} and {beside}, or pass the Hub repo '{repo_id}' instead, which fetches "
+                    f"both files.")
+    return f"Download the config.json from where you got {path.name} and {beside}."
 
 
 _cache: OrderedDict[tuple, StyleGenerator] = OrderedDict()  # generators only: names differ per reference

@@ -87,7 +87,8 @@ def test_hub_repo_with_revision_from_offline_cache(model_dir, tmp_path):
     assert m.source == "hub:someone/ink-style@v1" and m.weights_path.parent == snap
     _same_output(m.generator, _reference(model_dir))
     with pytest.raises(WeightsError, match=r"HF_HUB_OFFLINE is set and the file is not in the cache.*"
-                                           r"huggingface.co/someone/ink-style/blob/v2/model.safetensors"):
+                                           r"model.safetensors and config.json by hand from "
+                                           r"https://huggingface.co/someone/ink-style/tree/v2 .*--model FOLDER"):
         load_style_model("someone/ink-style@v2", cache_dir=cache)
     listed = cached_hub_style_models(cache)
     assert [(e["repo_id"], e["revisions"]) for e in listed] == [("someone/ink-style", ["v1"])]
@@ -132,7 +133,7 @@ def test_bad_models_give_clear_errors(model_dir, tmp_path):
 
     lonely = tmp_path / "lonely.safetensors"
     lonely.write_bytes(b"\0" * 16)
-    with pytest.raises(ConfigError, match=r"no config for these weights: expected lonely.json"):
+    with pytest.raises(ConfigError, match=r"lonely.safetensors: no config for these weights.*lonely.json"):
         load_style_model(str(lonely))
     pickle = tmp_path / "old.pth"
     pickle.write_bytes(b"\x80\x02}q\x00.")
@@ -149,3 +150,26 @@ def test_bad_models_give_clear_errors(model_dir, tmp_path):
         locate_style_model(str(tmp_path / "empty"))
     with pytest.raises(WeightsError, match="cannot resolve weights reference 'nothing-here'"):
         load_style_model("nothing-here")
+
+
+def test_lone_downloaded_weights_say_which_config_and_where(model_dir, tmp_path):
+    """A model.safetensors downloaded without its config.json: the error names the config.json to get
+    and where it goes; with it beside the file, the model loads."""
+    downloads = tmp_path / "Downloads"
+    downloads.mkdir()
+    lone = downloads / "model.safetensors"
+    lone.write_bytes((model_dir / "model.safetensors").read_bytes())
+    with pytest.raises(ConfigError) as e:
+        load_style_model(str(lone))
+    msg = str(e.value)
+    assert "config.json" in msg and f"beside the file as {downloads / 'config.json'}" in msg
+    (downloads / "config.json").write_bytes((model_dir / "config.json").read_bytes())
+    _same_output(load_style_model(str(lone)).generator, _reference(model_dir))
+
+    # fetched alone into the Hugging Face cache: the exact Hub file is named
+    snap = fill_hub_cache(tmp_path / "cache", "org/ink", {"model.safetensors": model_dir / "model.safetensors"})
+    with pytest.raises(ConfigError) as e:
+        load_style_model(str(snap / "model.safetensors"))
+    msg = str(e.value)
+    assert f"https://huggingface.co/org/ink/blob/{snap.name}/config.json" in msg
+    assert f"beside the file as {snap / 'config.json'}" in msg and "Hub repo 'org/ink'" in msg
