@@ -297,13 +297,17 @@ class Trainer:
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
         """(3, H, W) grid: style images on the first row, then content | EMA-stylised pairs."""
-        size = self.config.image_size
+        size, count = self.config.image_size, max(1, self.config.num_previews)
         rows = [[self.style_images.as_float(i) for i in range(min(4, len(self.style_images)))]]
         rows = [r for r in rows if r]   # a base-generator run has no style images
-        for img in preview_images(self.content_images, max(1, self.config.num_previews), size):
+        if self.config.content_size:    # at the size it is trained for (the photos' cached size)
+            previews = [self.content_images.as_float(i) for i in range(min(count, len(self.content_images)))]
+        else:
+            previews = preview_images(self.content_images, count, size)
+        for img in previews:
             out = self.ema_generator(img.to(self.device)).float().cpu()
             rows.append([img, out])
-        return image_grid(rows, height=min(size, 256))
+        return image_grid(rows, height=256 if not self.config.content_size else 384)
 
     def save_samples(self) -> Path | None:
         if not self.is_main or self.config.num_previews == 0:

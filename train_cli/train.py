@@ -21,16 +21,18 @@ from .options import add_config_arguments, field_doc, options_from_args
 
 # How the flags are presented; what they are comes from TrainConfig.
 GROUPS = {
-    "data": ("content", "style", "out", "image_size", "style_size", "style_target_images", "content_scale"),
+    "data": ("content", "style", "out", "image_size", "content_size", "crop_scale_min", "color_jitter", "style_size",
+             "style_target_images", "content_scale"),
     "optimisation": ("steps", "batch_size", "lr_g", "lr_d", "beta1_g", "beta1_d", "lambda_content", "lambda_style",
-                     "lambda_adv", "lambda_tv", "style_layer_weights", "warmup_steps", "adv_mode", "ema_decay",
-                     "seed"),
-    "models": ("preset", "d_channels", "d_layers", "d_scales", "spectral_norm", "encoder"),
+                     "lambda_tone", "tone_pool", "lambda_adv", "lambda_tv", "lambda_pixel", "style_layer_weights",
+                     "warmup_steps", "adv_mode", "ema_decay", "seed"),
+    "models": ("preset", "init_from", "d_channels", "d_layers", "d_scales", "spectral_norm", "encoder"),
     "run": ("device", "mixed_precision", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
             "num_previews", "export_fp16", "progress"),
 }
 FLAGS = {"batch_size": ("--batch-size", "--batch"), "num_previews": ("--previews",)}
 METAVARS = {"content": "PATH", "style": "PATH", "out": "RUN_DIR", "image_size": "PX", "style_size": "PX",
+            "content_size": "PX", "init_from": "MODEL", "crop_scale_min": "S", "color_jitter": "J", "tone_pool": "PX",
             "style_target_images": "N", "content_scale": "X", "style_layer_weights": "W", "encoder": "REF",
             "batch_size": "N", "num_previews": "N"}
 
@@ -41,7 +43,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train", help="train a feed-forward style model (GAN + perceptual losses)",
         description="Train a feed-forward generator that stylises a photo in one forward pass: content + "
-                    "Gram style + total-variation + PatchGAN adversarial losses. Writes options, a loss "
+                    "Gram style + tone + total-variation + PatchGAN adversarial losses (fine-tune from the "
+                    "shipped base with --init-from base-fast). Writes options, a loss "
                     "log, sample grids and checkpoints to --out, and exports the EMA generator to "
                     "OUT/model. Works unchanged under torchrun (DistributedDataParallel).")
     groups = add_config_arguments(p, TrainConfig, groups=GROUPS, exclude=("generator",), flags=FLAGS,
