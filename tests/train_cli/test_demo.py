@@ -1,4 +1,7 @@
 """``ganstyle demo``: runs offline on the shipped samples and writes a PNG."""
+import re
+
+import pytest
 import torch
 from PIL import Image
 
@@ -46,3 +49,37 @@ def test_demo_rejects_bad_size(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "x.png"), "--size", "8"]) == 2
     assert "--size must be at least 64" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_demo_does_not_overwrite_without_the_flag(tmp_path, capsys):
+    """Like `ganstyle stylize`: an existing output is refused unless --overwrite."""
+    out = tmp_path / "demo.png"
+    out.write_bytes(b"mine")
+    assert main(["demo", "--out", str(out), "--size", "64", "--device", "cpu"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"mine"
+    assert main(["demo", "--optimize", "--out", str(out), "--size", "64", "--steps", "2", "--device", "cpu"]) == 2
+    assert out.read_bytes() == b"mine"
+    assert main(["demo", "--out", str(out), "--size", "64", "--device", "cpu", "--overwrite"]) == 0
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+
+
+def test_demo_help_is_plain_text(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and ":func:" not in text and ":mod:" not in text
+    assert "--optimize" in text and "--overwrite" in text
+
+
+def test_optimize_demo_estimates_its_duration_and_shows_each_scale(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--optimize", "--out", str(out), "--size", "128", "--steps", "4", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    estimate = next(i for i, line in enumerate(lines) if "estimated" in line)
+    first_step = next(i for i, line in enumerate(lines) if re.search(r"loss \d", line))
+    assert estimate < first_step and re.search(r"estimated \d+ (s|min)", lines[estimate])
+    scales = [line for line in lines if line.strip().startswith("scale ")]
+    assert any("scale 1/2 (64 px)" in line for line in scales) and any("scale 2/2 (128 px)" in line for line in scales)
+    # a scale's loss is compared within that scale only
+    assert all("in this scale" in line or "step   1/" in line for line in scales)
