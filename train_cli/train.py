@@ -87,16 +87,52 @@ def build_config(args: argparse.Namespace):
 
     given = given_options(args)
     saved = Path(args.out).expanduser() / "options.json"
-    if args.resume and saved.exists():
-        base = config_to_dict(load_options(saved))
+    if args.resume:
+        if not saved.exists():
+            raise InputError(f"no run to resume in {args.out} (no {saved.name}); start one with --content and "
+                             f"--style (without --resume)")
+        previous = load_options(saved)
+        base = config_to_dict(previous)
         base.update(given)
-        return config_from_dict(TrainConfig, base, source="command line")
+        config = config_from_dict(TrainConfig, base, source="command line")
+        check_resumable(previous, config, args.out)
+        return config
     config = TrainConfig(**given)
     required = [("--content", "content")] + ([("--style", "style")] if config.needs_style else [])
     missing = [flag for flag, field in required if field not in given]
     if missing:
         raise InputError(f"{' and '.join(missing)} required to start a new run in {args.out}")
     return config
+
+
+def flag_of(field: str) -> str:
+    """The command-line flag of a TrainConfig field (``num_previews`` → ``--previews``)."""
+    return FLAGS.get(field, (f"--{field.replace('_', '-')}",))[0]
+
+
+def check_resumable(saved, config, run_dir) -> None:
+    """Refuse, naming the flags, options that a resumed run cannot change (they change the maths)."""
+    import dataclasses
+
+    from ..core.errors import InputError
+    from ..core.training.config import RESUMABLE_CHANGES
+
+    changed = [f.name for f in dataclasses.fields(config)
+               if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)]
+    if changed:
+        details = ", ".join(f"{flag_of(n)} {_shown(getattr(config, n))} (the run has {_shown(getattr(saved, n))})"
+                            for n in changed)
+        allowed = ", ".join(flag_of(n) for n in sorted(RESUMABLE_CHANGES))
+        raise InputError(f"cannot resume {run_dir} with {details}: only {allowed} may change when resuming; "
+                         f"start a new run in another --out folder to change the others")
+
+
+def _shown(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return " ".join(f"{k}={json.dumps(v)}" for k, v in value.items()) or "(none)"
+    return str(value)
 
 
 class _ProgressBarHandler(logging.Handler):

@@ -109,7 +109,16 @@ def test_resume_takes_saved_options_and_continues(data, tmp_path, capsys):
     options = json.loads((run / "options.json").read_text())
     assert options["steps"] == 3 and options["lambda_style"] == 3.0 and options["image_size"] == 32
     assert main(["train", "--out", str(run), "--resume", "--lambda-style", "1"]) == 2
-    assert "options differ from options.json (lambda_style: 3.0 → 1.0)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--lambda-style 1.0 (the run has 3.0)" in err and "--previews" in err and "num_previews" not in err
+
+
+def test_resume_without_a_run_says_so(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"no run to resume in {tmp_path / 'empty'} (no options.json)" in err
+    assert "start one with --content and --style" in err
 
 
 def test_unreadable_files_give_one_warning_line(data, tmp_path, capsys):
