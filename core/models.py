@@ -6,7 +6,8 @@ tried in this order:
 1. a registry entry of kind ``"style"`` in ``weights/registry.json``: a shipped ``path`` (folder or
    file, relative to ``weights/``) or a Hub ``repo_id`` (+ ``revision``, ``sha256``);
 2. a local ``.safetensors`` file; its config is ``<name>.json`` beside it, else ``config.json``;
-3. a local folder holding ``model.safetensors`` + ``config.json``;
+3. a local folder holding ``model.safetensors`` + ``config.json``, or a training run folder (its
+   exported ``model/`` subfolder is used, as by ``ganstyle push``);
 4. a file or folder name inside one of ``search_dirs`` (ComfyUI's ``models/style_transfer``);
 5. a Hub repo ``org/name[/subfolder][@revision]``: both files are downloaded into the Hugging
    Face cache (``cache_dir``), or read from it when ``HF_HUB_OFFLINE=1``.
@@ -91,6 +92,11 @@ def locate_style_model(ref: str, *, cache_dir: str | Path | None = None,
         for candidate in [Path(os.path.expanduser(ref)), *(Path(d) / ref for d in search_dirs)]:
             if candidate.is_file():
                 return StyleModelFiles(*_file_pair(candidate), source=str(candidate))
+            exported = candidate / "model"
+            if (candidate.is_dir() and not (candidate / "model.safetensors").exists()
+                    and (exported / "model.safetensors").is_file()):
+                # a training run folder (as `ganstyle push` accepts): its exported model is RUN_DIR/model
+                return locate_style_model(str(exported), registry={})
     resolved = resolve_weights(ref, kind="style", cache_dir=cache_dir, search_dirs=search_dirs, registry=registry)
     if resolved.path.is_file():
         weights, config = _file_pair(resolved.path)

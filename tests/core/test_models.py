@@ -173,3 +173,14 @@ def test_lone_downloaded_weights_say_which_config_and_where(model_dir, tmp_path)
     msg = str(e.value)
     assert f"https://huggingface.co/org/ink/blob/{snap.name}/config.json" in msg
     assert f"beside the file as {snap / 'config.json'}" in msg and "Hub repo 'org/ink'" in msg
+
+
+def test_training_run_folder_is_a_model_reference(model_dir, tmp_path):
+    """`--model RUN_DIR` works as `ganstyle push RUN_DIR` does: the run's exported model/ is used."""
+    run = tmp_path / "runs" / "painting"
+    tiny_generator().save_pretrained(run / "model")
+    (run / "options.json").write_text("{}")
+    m = load_style_model(str(run))
+    assert m.weights_path == run / "model" / "model.safetensors" and m.source == str(run / "model")
+    _same_output(m.generator, _reference(model_dir))
+    assert locate_style_model("painting", search_dirs=[tmp_path / "runs"]).weights_path == m.weights_path
