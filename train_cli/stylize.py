@@ -18,11 +18,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "stylize", help="stylise images with a trained style model",
         description="Stylise image files and folders with a trained style model, at any resolution (large "
-                    "images run in seamless tiles in bounded memory). Results are written as PNG files.")
+                    "images run in seamless tiles in bounded memory). Results are written as PNG files into "
+                    "the output folder; a single output file name picks its format by its suffix (.png, .jpg, "
+                    ".webp). Files that cannot be read as images are skipped with one warning line that counts "
+                    "them, and the rest are written (exit status 0); the exit status is 2 only if no input "
+                    "could be read.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files and/or folders of images (folders are searched recursively)")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
-                   help="output folder (created), or an image file name when there is exactly one input image")
+                   help="output folder (created; results are PNG files), or, for exactly one input image, an "
+                        "image file name whose suffix picks the format (.png, .jpg, .webp)")
     p.add_argument("--model", default=None, metavar="REF",
                    help="style model: registry name, model folder, .safetensors file (config beside it), or "
                         "Hugging Face Hub repo 'org/name[@revision]' (downloaded into the Hub cache); "
@@ -137,7 +142,20 @@ def main(args) -> int:
     model = load_style_model(ref, device=device, cache_dir=args.cache_dir)
     print(f"model: {model.name} ({model.config.preset}, {model.source}) on {device}", file=sys.stderr)
     settings = {**StylizeOptions(**options_from_args(args, StylizeOptions)).stylize_kwargs(), "tile": tile}
+    skipped: list[tuple[Path, InputError]] = []
     for src, dst in tqdm(plan, desc="stylize", unit="image", disable=len(plan) < 2):
-        save_image(stylize(model, load_image(src), device=device, **settings), dst)
-    print(f"wrote {len(plan)} image(s) to {plan[0][1] if len(plan) == 1 else Path(args.out)}")
+        try:
+            image = load_image(src)
+        except InputError as e:  # unreadable or not really an image: skipped, like train does
+            skipped.append((src, e))
+            continue
+        save_image(stylize(model, image, device=device, **settings), dst)
+    written = len(plan) - len(skipped)
+    if skipped:
+        example = f"{skipped[0][1]}"
+        if not written:
+            raise InputError(f"none of the {len(plan)} input image(s) could be read, e.g. {example}")
+        print(f"ganstyle stylize: warning: skipped {len(skipped)} of {len(plan)} files that could not be read "
+              f"as images, e.g. {example}", file=sys.stderr)
+    print(f"wrote {written} image(s) to {plan[0][1] if len(plan) == 1 else Path(args.out)}")
     return 0

@@ -108,3 +108,28 @@ def test_default_model_is_the_shipped_one(tmp_path):
     assert main(["stylize", str(src), "-o", str(out), "--device", "cpu", "--dtype", "fp32"]) == 0
     result = load_image(out)
     assert result.shape == (1, 3, 24, 32) and (result - load_image(src)).abs().mean() > 0.05
+
+
+def test_unreadable_files_are_skipped_with_one_warning(model_dir, photos, tmp_path, capsys):
+    """The same rule as `train`: unreadable files are skipped and counted in one warning line, the
+    rest are written, exit 0; exit 2 only when nothing could be read."""
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    out = tmp_path / "out"
+    assert main(["stylize", str(photos), "-o", str(out), "--model", str(model_dir), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("ganstyle stylize: warning: skipped 1 of 3 files")
+    assert "broken.jpg" in warnings[0]
+    assert (out / "a.png").is_file() and (out / "sub" / "b.png").is_file() and not (out / "broken.png").exists()
+    assert "wrote 2 image(s)" in captured.out
+
+    assert main(["stylize", str(photos / "broken.jpg"), "-o", str(tmp_path / "x.png"), "--model", str(model_dir),
+                 "--device", "cpu"]) == 2
+    assert "none of the 1 input image(s) could be read" in capsys.readouterr().err
+
+
+def test_help_says_the_suffix_picks_the_format(capsys):
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "suffix picks the format" in text and "skipped with one warning line" in text
