@@ -49,10 +49,9 @@ from pathlib import Path
 import torch
 
 from .config import config_to_dict
-from .data import preview_images
 from .discriminator import PatchDiscriminator
 from .errors import ConfigError, WeightsError
-from .images import image_grid, save_image
+from .images import save_image
 from .io import atomic_write_bytes, atomic_write_json, tensors_fingerprint
 from .losses import PerceptualLoss, adversarial_loss, tone_loss, total_variation
 from .model_card import model_card
@@ -70,7 +69,7 @@ from .training.checkpoint import (
 )
 from .training.config import RESUMABLE_CHANGES, TrainConfig, check_run_folder, validated
 from .training.distributed import barrier, check_ranks_in_sync, data_parallel, setup_distributed, shutdown
-from .training.report import run_info, training_facts
+from .training.report import run_info, sample_grid, training_facts
 from .training.run_log import LOSS_KEYS, LossLog
 from .training.setup import initial_generator, load_training_data, style_target
 from .vgg import CONTENT_LAYER, STYLE_LAYERS, VGGEncoder, load_vgg_encoder
@@ -294,25 +293,10 @@ class Trainer:
         return previous
 
     # ---- what a run leaves: samples, the exported model -----------------------------------
-    @torch.no_grad()
-    def sample_grid(self) -> torch.Tensor:
-        """(3, H, W) grid: style images on the first row, then content | EMA-stylised pairs."""
-        size, count = self.config.image_size, max(1, self.config.num_previews)
-        rows = [[self.style_images.as_float(i) for i in range(min(4, len(self.style_images)))]]
-        rows = [r for r in rows if r]   # a base-generator run has no style images
-        if self.config.content_size:    # at the size it is trained for (the photos' cached size)
-            previews = [self.content_images.as_float(i) for i in range(min(count, len(self.content_images)))]
-        else:
-            previews = preview_images(self.content_images, count, size)
-        for img in previews:
-            out = self.ema_generator(img.to(self.device)).float().cpu()
-            rows.append([img, out])
-        return image_grid(rows, height=256 if not self.config.content_size else 384)
-
     def save_samples(self) -> Path | None:
         if not self.is_main or self.config.num_previews == 0:
             return None
-        return save_image(self.sample_grid(), self.run_dir / "samples" / f"step_{self.step:08d}.png")
+        return save_image(sample_grid(self), self.run_dir / "samples" / f"step_{self.step:08d}.png")
 
     def export(self) -> Path:
         """Write the EMA generator (+ config, model card, sample grid) to ``RUN_DIR/model``."""
@@ -320,7 +304,7 @@ class Trainer:
         dtype = torch.float16 if self.config.export_fp16 else None
         self.ema_generator.save_pretrained(model_dir, dtype=dtype, metadata={
             "ganstyle_steps": str(self.step), "encoder": self.encoder.identity, "preset": self.config.preset})
-        save_image(self.sample_grid(), model_dir / "samples.png")
+        save_image(sample_grid(self), model_dir / "samples.png")
         card = model_card(self.run_dir.name, self.ema_generator, training=training_facts(self),
                           images={"samples.png": "samples: style on the first row, then content | stylised"})
         atomic_write_bytes(model_dir / "README.md", card.encode())

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..config import config_to_dict
-from ..data import ImageSet
+from ..data import ImageSet, preview_images
+from ..images import image_grid
 from ..model_card import TrainingFacts, describe_images
 
 if TYPE_CHECKING:
@@ -45,6 +46,24 @@ def training_facts(trainer: Trainer) -> TrainingFacts:
               "style": describe_images(len(style), len(style.skipped), cfg.style) if cfg.needs_style
               else "none (a base generator: no style loss, no discriminator)"},
         final_losses=trainer.last_losses, options=cfg.shareable(local_encoder=trainer.encoder.arch))
+
+
+@torch.no_grad()
+def sample_grid(trainer: Trainer) -> torch.Tensor:
+    """(3, H, W) grid: style images on the first row, then content | EMA-stylised pairs."""
+    cfg = trainer.config
+    count = max(1, cfg.num_previews)
+    style = trainer.style_images
+    rows = [[style.as_float(i) for i in range(min(4, len(style)))]]
+    rows = [r for r in rows if r]   # a base-generator run has no style images
+    if cfg.content_size:    # at the size it is trained for (the photos' cached size)
+        previews = [trainer.content_images.as_float(i) for i in range(min(count, len(trainer.content_images)))]
+    else:
+        previews = preview_images(trainer.content_images, count, cfg.image_size)
+    for img in previews:
+        out = trainer.ema_generator(img.to(trainer.device)).float().cpu()
+        rows.append([img, out])
+    return image_grid(rows, height=384 if cfg.content_size else 256)
 
 
 def _count(module: torch.nn.Module) -> int:
