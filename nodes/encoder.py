@@ -39,7 +39,7 @@ class StyleFeaturesNode:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "encoder": ("VGG_ENCODER", {"tooltip": "From Load VGG Encoder."}),
+            "encoder": ("VGG_ENCODER", {"tooltip": "From Load VGG Encoder (ganstyle)."}),
             "style_images": ("IMAGE", {"tooltip": "One or more style images (a batch). Several images are "
                                                   "blended into one style."}),
             "style_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 32,
@@ -67,7 +67,7 @@ class BlendStyleFeatures:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "style_a": ("STYLE_FEATURES", {"tooltip": "First style (from Style Features)."}),
+            "style_a": ("STYLE_FEATURES", {"tooltip": "First style, from Style Features (ganstyle)."}),
             "style_b": ("STYLE_FEATURES", {"tooltip": "Second style; must come from the same encoder."}),
             "weight_a": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
                                    "tooltip": "Share of style A in the mix (style B gets 1 - weight_a)."}),
@@ -98,5 +98,6 @@ def parse_weights(text: str) -> list[float] | None:
 
 NODE_CLASS_MAPPINGS = {"LoadVGGEncoder": LoadVGGEncoder, "StyleFeatures": StyleFeaturesNode,
                        "BlendStyleFeatures": BlendStyleFeatures}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoadVGGEncoder": "Load VGG Encoder", "StyleFeatures": "Style Features",
-                              "BlendStyleFeatures": "Blend Style Features"}
+NODE_DISPLAY_NAME_MAPPINGS = {"LoadVGGEncoder": "Load VGG Encoder (ganstyle)",
+                              "StyleFeatures": "Style Features (ganstyle)",
+                              "BlendStyleFeatures": "Blend Style Features (ganstyle)"}

@@ -20,10 +20,11 @@ class OptimizeStylize:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "encoder": ("VGG_ENCODER", {"tooltip": "From Load VGG Encoder; must be the encoder the style "
+            "encoder": ("VGG_ENCODER", {"tooltip": "From Load VGG Encoder (ganstyle); must be the encoder the style "
                                                    "features were computed with."}),
             "content": ("IMAGE", {"tooltip": "The image(s) to stylise. A batch is processed one image at a time."}),
-            "style": ("STYLE_FEATURES", {"tooltip": "From Style Features (one or several blended style images)."}),
+            "style": ("STYLE_FEATURES", {"tooltip": "From Style Features (ganstyle): one or several blended "
+                                                    "style images."}),
             **option_inputs(OptimizeOptions, REQUIRED, WIDGETS),
         }, "optional": option_inputs(OptimizeOptions, OPTIONAL, WIDGETS)}
 
@@ -35,7 +36,8 @@ class OptimizeStylize:
     DESCRIPTION = ("Optimisation-based style transfer (Gatys et al.): optimises the image itself so its VGG "
                    "features match the content and the style's Gram matrices. Slowest mode, best quality; "
                    "works at print sizes (coarse to fine, tiled when memory is short). Cancel stops it at the "
-                   "next step.")
+                   "next step. Previews show the image at the size being optimised (coarse stages are smaller), "
+                   "at most 512 px on the long side.")
 
     @comfy_env.reports_user_errors
     def stylize(self, encoder, content, style, **inputs):
@@ -54,4 +56,4 @@ class OptimizeStylize:
 
 
 NODE_CLASS_MAPPINGS = {"OptimizeStylize": OptimizeStylize}
-NODE_DISPLAY_NAME_MAPPINGS = {"OptimizeStylize": "Optimize Stylize (Gatys)"}
+NODE_DISPLAY_NAME_MAPPINGS = {"OptimizeStylize": "Optimize Stylize (Gatys, ganstyle)"}

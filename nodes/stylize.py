@@ -4,10 +4,11 @@ from __future__ import annotations
 import torch
 
 from ..core.errors import GanstyleError
+from ..core.generator import StyleGenerator
 from ..core.hub import registry_names
 from ..core.images import bchw_to_comfy, comfy_to_bchw
 from ..core.model_copies import release_device_copies
-from ..core.models import default_style_model, load_style_model, local_style_models
+from ..core.models import StyleModel, default_style_model, load_style_model, local_style_models
 from ..core.stylize import StylizeOptions, stylize
 from . import comfy_env
 from .options import option_inputs, options_from_inputs
@@ -17,6 +18,32 @@ STYLIZE_REQUIRED = ("strength", ("preserve_color", "color_mode"))
 STYLIZE_OPTIONAL = ("tile_size", "precision", ("large_image_statistics", "tile_statistics"))
 STYLIZE_WIDGETS = {"strength": {"step": 0.05}, "tile_size": {"step": 64}}
 NO_MODELS = "(no style models: put one in models/style_transfer or set hub_repo)"
+# Our own link type and names: ComfyUI's core has a "Load Style Model" (StyleModelLoader) whose
+# output type is STYLE_MODEL (Flux Redux / T2I style adapters), a different kind of model.
+MODEL_TYPE = "GANSTYLE_MODEL"
+LOADER_NAME = "Load GAN Style Model (ganstyle)"
+STYLIZE_NAME = "GAN Stylize (ganstyle)"
+
+
+def not_our_model(what: str) -> str:
+    """The message for a ``style_model`` input that did not come from our loader (``what``: the
+    linked output's type, or the Python type of the object received)."""
+    if what in ("STYLE_MODEL", "comfy.sd.StyleModel"):
+        where = ("this workflow links ComfyUI's Load Style Model (core node StyleModelLoader, type STYLE_MODEL, "
+                 "for Flux Redux / T2I style adapters) to it")
+    else:
+        where = f"it got {what}"
+    return (f"style_model must come from '{LOADER_NAME}'; {where}. Replace that node with "
+            f"'{LOADER_NAME}' (search 'ganstyle' in the node library).")
+
+
+def _type_accepts(want, got) -> bool:
+    """ComfyUI's link type rule, for the inputs we check ourselves (see GANStylize.VALIDATE_INPUTS)."""
+    if not isinstance(want, str) or not isinstance(got, str):
+        return True   # combos: ComfyUI compares values, not types
+    if "*" in (want, got):
+        return True
+    return bool(set(got.split(",")) & set(want.split(",")))
 
 
 def style_model_choices() -> list[str]:
@@ -40,7 +67,7 @@ class LoadStyleModel:
                                                               "of 'model' and cached in models/style_transfer/hub."}),
         }}
 
-    RETURN_TYPES = ("STYLE_MODEL",)
+    RETURN_TYPES = (MODEL_TYPE,)
     RETURN_NAMES = ("style_model",)
     OUTPUT_TOOLTIPS = ("A trained feed-forward style model, kept on the offload device until GAN Stylize runs it.",)
     FUNCTION = "load"
@@ -63,7 +90,7 @@ class GANStylize:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "style_model": ("STYLE_MODEL", {"tooltip": "From Load Style Model."}),
+            "style_model": (MODEL_TYPE, {"tooltip": f"From {LOADER_NAME} (not ComfyUI's core Load Style Model)."}),
             "images": ("IMAGE", {"tooltip": "Images to stylise (a batch; any size)."}),
             **option_inputs(StylizeOptions, STYLIZE_REQUIRED, STYLIZE_WIDGETS),
         }, "optional": option_inputs(StylizeOptions, STYLIZE_OPTIONAL, STYLIZE_WIDGETS)}
@@ -76,8 +103,25 @@ class GANStylize:
     DESCRIPTION = ("Stylises images with a trained style model in one forward pass, at any resolution: large "
                    "images are processed in seamless tiles in bounded memory (halved automatically on out-of-memory).")
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types):
+        """Before the run: ComfyUI passes the type linked to each input and leaves the type check to
+        us, so a workflow that links the core Load Style Model gets our message, not a bare
+        'Return type mismatch'."""
+        declared = {**cls.INPUT_TYPES()["required"], **cls.INPUT_TYPES().get("optional", {})}
+        for name, got in (input_types or {}).items():
+            want = declared[name][0] if name in declared else None
+            if name == "style_model" and got != MODEL_TYPE and got != "*":
+                return f"[ganstyle] {not_our_model(got)}"
+            if want is not None and not _type_accepts(want, got):
+                return f"[ganstyle] {name} must be {want}, got {got}"
+        return True
+
     @comfy_env.reports_user_errors
     def stylize(self, style_model, images, **inputs):
+        if not isinstance(style_model, (StyleModel, StyleGenerator)):
+            kind = type(style_model)
+            raise GanstyleError(not_our_model(f"{kind.__module__}.{kind.__qualname__}"))
         options = options_from_inputs(StylizeOptions, STYLIZE_REQUIRED + STYLIZE_OPTIONAL, inputs)
         x = comfy_to_bchw(images)
         bar = comfy_env.Progress(1)
@@ -100,4 +144,5 @@ class GANStylize:
 
 
 NODE_CLASS_MAPPINGS = {"LoadStyleModel": LoadStyleModel, "GANStylize": GANStylize}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoadStyleModel": "Load Style Model", "GANStylize": "GAN Stylize"}
+# Class keys stay as they were (no core or known pack uses them): saved workflows keep loading.
+NODE_DISPLAY_NAME_MAPPINGS = {"LoadStyleModel": LOADER_NAME, "GANStylize": STYLIZE_NAME}

@@ -1,6 +1,8 @@
 """LoadStyleModel and GANStylize called the way ComfyUI calls them: IMAGE (B, H, W, C) in [0, 1],
 inside inference mode, with ComfyUI's folder_paths / model_management / ProgressBar stand-ins
 (the ``comfy`` fixture, conftest.py)."""
+import re
+
 import pytest
 import torch
 
@@ -30,6 +32,8 @@ def saved_model(comfy):
 def test_pack_exports_nodes():
     for name in ("LoadStyleModel", "GANStylize"):
         assert name in ganstyle.NODE_CLASS_MAPPINGS and name in ganstyle.NODE_DISPLAY_NAME_MAPPINGS
+    assert ganstyle.NODE_DISPLAY_NAME_MAPPINGS["LoadStyleModel"] == "Load GAN Style Model (ganstyle)"
+    assert ganstyle.NODE_DISPLAY_NAME_MAPPINGS["GANStylize"] == "GAN Stylize (ganstyle)"
     spec = GANStylize.INPUT_TYPES()
     for section in spec.values():
         for inp, (_, *opts) in section.items():
@@ -119,3 +123,28 @@ def test_choices_default_and_placeholder(comfy, monkeypatch):
     monkeypatch.setattr(node_module, "default_style_model", lambda: "b")
     choices, opts = LoadStyleModel.INPUT_TYPES()["required"]["model"]
     assert choices == ["a", "b"] and opts["default"] == "b"
+
+
+def test_core_style_model_gets_a_clear_message(comfy, saved_model):
+    """A saved workflow linking ComfyUI's own Load Style Model (type STYLE_MODEL) to GAN Stylize:
+    refused before the run (ComfyUI calls VALIDATE_INPUTS with the linked types) and, should it
+    get that far, when run; both name the node to use instead."""
+    wanted = r"^\[ganstyle\] style_model must come from 'Load GAN Style Model \(ganstyle\)'; this workflow " \
+             r"links ComfyUI's Load Style Model \(core node StyleModelLoader"
+    assert GANStylize.INPUT_TYPES()["required"]["style_model"][0] == "GANSTYLE_MODEL"
+    assert LoadStyleModel.RETURN_TYPES == ("GANSTYLE_MODEL",)
+    assert GANStylize.VALIDATE_INPUTS({"style_model": "GANSTYLE_MODEL", "images": "IMAGE"}) is True
+    assert GANStylize.VALIDATE_INPUTS({"style_model": "GANSTYLE_MODEL", "images": "*", "tile_size": "INT"}) is True
+    assert re.match(wanted, GANStylize.VALIDATE_INPUTS({"style_model": "STYLE_MODEL", "images": "IMAGE"}))
+    assert "got VAE" in GANStylize.VALIDATE_INPUTS({"style_model": "VAE", "images": "IMAGE"})
+    assert GANStylize.VALIDATE_INPUTS({"style_model": "GANSTYLE_MODEL", "images": "LATENT"}) == \
+        "[ganstyle] images must be IMAGE, got LATENT"
+
+    CoreStyleModel = type("StyleModel", (), {"__module__": "comfy.sd"})  # ComfyUI's comfy.sd.StyleModel
+    with pytest.raises(ValueError, match=wanted):
+        comfy_call(GANStylize, style_model=CoreStyleModel(), images=torch.rand(1, 8, 8, 3), strength=1.0,
+                   preserve_color="none")
+    (model,) = comfy_call(LoadStyleModel, model="ink")   # ours still works
+    (out,) = comfy_call(GANStylize, style_model=model, images=torch.rand(1, 8, 8, 3), strength=1.0,
+                        preserve_color="none")
+    assert out.shape == (1, 8, 8, 3)
