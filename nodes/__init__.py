@@ -11,3 +11,11 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     _module = importlib.import_module(f".{_info.name}", __name__)
     NODE_CLASS_MAPPINGS.update(getattr(_module, "NODE_CLASS_MAPPINGS", {}))
     NODE_DISPLAY_NAME_MAPPINGS.update(getattr(_module, "NODE_DISPLAY_NAME_MAPPINGS", {}))
+
+# Inside ComfyUI: put the sample images the example workflows load into its input folder
+# (ganstyle_*.jpg; existing files are kept). Never stops the pack from loading.
+try:
+    from . import comfy_env as _comfy_env
+    _comfy_env.install_sample_images()
+except Exception:  # pragma: no cover - install_sample_images already reports its own failures
+    pass

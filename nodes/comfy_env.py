@@ -3,6 +3,7 @@ not installed (tests, library use), so the pack always imports."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -13,6 +14,16 @@ from ..core.errors import GanstyleError
 
 CATEGORY = "style_transfer"
 MODEL_FOLDERS = {"vgg": "vgg", "style": "style_transfer"}
+# Progress previews are sent at their own size, shrunk to at most this long side (never enlarged:
+# ComfyUI would otherwise scale a small image up to it and show it larger than the result).
+PREVIEW_MAX_SIDE = 512
+# The pack's sample images (weights/samples) and the names they get in ComfyUI's input folder,
+# where the example workflows' Load Image nodes find them.
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "weights" / "samples"
+SAMPLE_IMAGES = {"ganstyle_photo.jpg": "photo.jpg", "ganstyle_painting.jpg": "painting.jpg",
+                 "ganstyle_painting2.jpg": "painting2.jpg"}
+
+logger = logging.getLogger(__name__)
 
 
 def _folder_paths():
@@ -73,6 +84,34 @@ def hub_cache_dir() -> Path | None:
     return Path(fp.models_dir) / MODEL_FOLDERS["style"] / "hub"
 
 
+def install_sample_images() -> list[Path]:
+    """Copy the sample images into ComfyUI's input folder (``ganstyle_*.jpg``) so the example
+    workflows open and run as shipped. A file already there is never overwritten. Never raises
+    (it runs while ComfyUI imports the pack); returns the files it wrote."""
+    written = []
+    try:
+        fp = _folder_paths()
+        if fp is None or not hasattr(fp, "get_input_directory"):
+            return written
+        input_dir = Path(fp.get_input_directory())
+        for name, sample in SAMPLE_IMAGES.items():
+            source, target = SAMPLES_DIR / sample, input_dir / name
+            if target.exists() or not source.is_file():
+                continue
+            input_dir.mkdir(parents=True, exist_ok=True)
+            data = source.read_bytes()
+            try:
+                with open(target, "xb") as f:   # exclusive: never replaces a file made meanwhile
+                    f.write(data)
+            except FileExistsError:
+                continue
+            written.append(target)
+    except Exception as e:  # a read-only or odd input folder must not stop the pack from loading
+        logger.warning("ganstyle: could not copy the sample images into ComfyUI's input folder (%s); "
+                       "the example workflows will ask for ganstyle_*.jpg", e)
+    return written
+
+
 def torch_device() -> torch.device:
     mm = _model_management()
     return mm.get_torch_device() if mm is not None else default_device()
@@ -104,11 +143,19 @@ class Progress:
     def update(self, value: int, preview: torch.Tensor | None = None) -> None:
         if self._bar is None:
             return
-        pil = None
-        if preview is not None:
-            from ..core.images import to_pil
-            pil = ("JPEG", to_pil(preview), 512)
-        self._bar.update_absolute(value, self.total, pil)
+        self._bar.update_absolute(value, self.total, None if preview is None else preview_image(preview))
+
+
+def preview_image(preview: torch.Tensor) -> tuple:
+    """ComfyUI's ``(format, PIL image, max_size)`` preview for a (1, 3, h, w) image: its own size,
+    shrunk to a long side of at most :data:`PREVIEW_MAX_SIDE`, and ``max_size`` = that long side,
+    so ComfyUI never scales it up (it would enlarge a small preview to ``max_size``)."""
+    from PIL import Image
+
+    from ..core.images import to_pil
+    pil = to_pil(preview)
+    pil.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE), Image.Resampling.BILINEAR)   # only shrinks
+    return "JPEG", pil, max(pil.size)
 
 
 def user_error(e: Exception) -> Exception:

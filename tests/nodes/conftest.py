@@ -11,13 +11,18 @@ import torch
 def comfy(monkeypatch, tmp_path):
     """Installs the fake modules; returns their state: ``updates`` (the progress bar's
     ``(value, total)`` calls), ``checks`` (interrupt checks so far), ``interrupt_after`` (Cancel
-    once more checks than this are made; None: never) and ``style_dir`` (models/style_transfer)."""
+    once more checks than this are made; None: never), ``previews`` (the progress bar's preview
+    ``(format, PIL image, max_size)`` tuples), ``style_dir`` (models/style_transfer) and
+    ``input_dir`` (ComfyUI's input folder, ``folder_paths.get_input_directory()``)."""
     models_dir = tmp_path / "ComfyUI" / "models"
+    input_dir = tmp_path / "ComfyUI" / "input"
+    input_dir.mkdir(parents=True)
     fp = types.ModuleType("folder_paths")
     fp.models_dir = str(models_dir)
     fp.folder_names_and_paths = {}
     fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
-    state = types.SimpleNamespace(updates=[], interrupt_after=None, checks=0)
+    fp.get_input_directory = lambda: str(input_dir)
+    state = types.SimpleNamespace(updates=[], previews=[], interrupt_after=None, checks=0, input_dir=input_dir)
     mm = types.ModuleType("comfy.model_management")
     mm.get_torch_device = lambda: torch.device("cpu")
     mm.unet_offload_device = lambda: torch.device("cpu")
@@ -36,6 +41,8 @@ def comfy(monkeypatch, tmp_path):
 
         def update_absolute(self, value, total=None, preview=None):
             state.updates.append((value, total))
+            if preview is not None:
+                state.previews.append(preview)
 
     utils.ProgressBar = ProgressBar
     pkg = types.ModuleType("comfy")
