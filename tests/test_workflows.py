@@ -2,7 +2,8 @@
 pack's node classes, the way ComfyUI's executor would: node types and input names must exist,
 links must point at real outputs of the right type, and the graph must produce images. The UI
 files (example_workflows/*.json, what ComfyUI's template browser shows) must describe the same
-graph, with widget values in the order of each node's INPUT_TYPES."""
+graph, with widget values in the order of each node's INPUT_TYPES, and have a thumbnail
+(NAME.jpg beside NAME.json) for the template browser."""
 import json
 from pathlib import Path
 
@@ -97,8 +98,10 @@ def tiny_world(tmp_path, monkeypatch):
     import huggingface_hub.constants as c
     vgg = write_vgg(tmp_path / "vgg19.safetensors", "vgg19", seed=3)
     fill_hub_cache(Path(c.HF_HUB_CACHE), "timm/vgg19.tv_in1k", {"model.safetensors": vgg})
-    LoadImage.IMAGES = {"example.png": synthetic_photo(40, 56), "painting.jpg": synthetic_painting(48, 48),
-                        "painting2.jpg": synthetic_painting(32, 40, seed=7)}
+    # the sample images the pack copies into ComfyUI's input folder (comfy_env.SAMPLE_IMAGES), small
+    LoadImage.IMAGES = {"ganstyle_photo.jpg": synthetic_photo(40, 56),
+                        "ganstyle_painting.jpg": synthetic_painting(48, 48),
+                        "ganstyle_painting2.jpg": synthetic_painting(32, 40, seed=7)}
     SaveImage.saved = []
     monkeypatch.setenv("GANSTYLE_MODELS_DIR", str(tmp_path / "models"))
 
@@ -118,7 +121,7 @@ def test_api_workflow_runs_through_the_pack(path, tiny_world):
     prefix, images = SaveImage.saved[0]
     assert prefix.startswith("ganstyle/") and images.dim() == 4 and images.shape[-1] == 3
     assert images.shape[0] == 1 and float(images.min()) >= 0 and float(images.max()) <= 1
-    content = LoadImage.IMAGES["example.png"].permute(0, 2, 3, 1)
+    content = LoadImage.IMAGES["ganstyle_photo.jpg"].permute(0, 2, 3, 1)
     assert images.shape[1] / images.shape[2] == pytest.approx(content.shape[1] / content.shape[2], rel=0.05)
     assert (torch.nn.functional.interpolate(images.permute(0, 3, 1, 2), size=content.shape[1:3]).permute(0, 2, 3, 1)
             - content).abs().mean() > 1e-3  # it changed the picture (3 tiny steps for the optimisers)
@@ -137,6 +140,10 @@ def test_ui_workflow_matches_api(path):
         for inp in node["inputs"]:
             _, src, slot, dst, _, typ = links[inp["link"]]
             assert str(dst) == node_id and spec["inputs"][inp["name"]] == [str(src), slot]
+            src_type = nodes[str(src)]["type"]
+            if src_type in ganstyle.NODE_CLASS_MAPPINGS:   # e.g. GANSTYLE_MODEL, not core's STYLE_MODEL
+                want = ganstyle.NODE_CLASS_MAPPINGS[src_type].RETURN_TYPES[slot]
+                assert typ == inp["type"] == want, f"{path.name} link {inp['link']}: {typ}/{inp['type']} != {want}"
         widget_values = [v for k, v in spec["inputs"].items() if not isinstance(v, list)]
         got = [v for v in node["widgets_values"] if v not in ("fixed", "image")]
         assert got == widget_values, f"{path.name} node {node_id}: widgets {got} != {widget_values}"
@@ -144,3 +151,14 @@ def test_ui_workflow_matches_api(path):
             order = [k for k in declared_inputs(ganstyle.NODE_CLASS_MAPPINGS[node["type"]]) if k in spec["inputs"]
                      and not isinstance(spec["inputs"][k], list)]
             assert list(k for k in spec["inputs"] if not isinstance(spec["inputs"][k], list)) == order
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_ui_workflow_has_a_small_thumbnail(path):
+    """ComfyUI's template browser shows example_workflows/NAME.(jpg|webp|png) as NAME.json's picture."""
+    from PIL import Image
+    thumbs = [path.with_suffix(ext) for ext in (".jpg", ".webp", ".png") if path.with_suffix(ext).is_file()]
+    assert len(thumbs) == 1, f"{path.name}: thumbnails {thumbs}"
+    assert thumbs[0].stat().st_size <= 40_000
+    with Image.open(thumbs[0]) as im:
+        assert max(im.size) <= 512 and min(im.size) >= 128
