@@ -57,7 +57,7 @@ def model_card(name: str, generator: torch.nn.Module, *, images: Mapping[str, st
             f"{_losses(training.options)}, exported as the EMA of the generator weights." if training else ".")
     shown = "\n".join(f"![{alt}]({file})" for file, alt in images.items())
     options = "\nThe training options are in [`options.json`](options.json).\n" if options_file and not training else ""
-    comfy = (f"In ComfyUI: **Load Style Model** with hub_repo `{reference}`, then **GAN Stylize**." if reference
+    comfy = (f"In ComfyUI: **Load GAN Style Model** with hub_repo `{reference}`, then **GAN Stylize**." if reference
              else "In ComfyUI, put this folder in `models/style_transfer/`.")
     tags = "\n".join(f"- {t}" for t in TAGS)
     return f"""---

@@ -44,7 +44,7 @@ CACHE_SIZE = 4
 
 @dataclass(frozen=True)
 class StyleModel:
-    """A loaded style model (ComfyUI's ``STYLE_MODEL``): the generator (eval, frozen) and where it
+    """A loaded style model (the nodes' ``GANSTYLE_MODEL``): the generator (eval, frozen) and where it
     came from. Read-only: stylising never modifies it."""
     generator: StyleGenerator
     name: str
