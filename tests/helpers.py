@@ -136,3 +136,14 @@ def tiny_train_config(data: dict, out, **changes):
                    log_every=1, sample_every=0, checkpoint_every=0, num_previews=2, progress=False)
     options.update(changes)
     return TrainConfig(**options)
+
+
+def cut_network(monkeypatch):
+    """Online mode, with the Hub endpoint on a closed loopback port: every connection is refused."""
+    import huggingface_hub.constants as c
+    endpoint = "http://127.0.0.1:9"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False, raising=False)
+    monkeypatch.setattr(c, "ENDPOINT", endpoint)
+    monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    return endpoint

@@ -5,7 +5,7 @@ import pytest
 from ganstyle.core.errors import WeightsError
 from ganstyle.core.hub import parse_hub_ref, resolve_weights
 
-from helpers import fill_hub_cache
+from helpers import cut_network, fill_hub_cache
 
 
 def registry(sha=None):
@@ -72,17 +72,6 @@ def test_shipped_registry_lists_vgg19_default():
     from ganstyle.core.hub import load_registry
     reg = load_registry()
     assert reg["vgg19"]["repo_id"] == "timm/vgg19.tv_in1k" and reg["vgg16"]["arch"] == "vgg16"
-
-
-def cut_network(monkeypatch):
-    """Online mode, with the Hub endpoint on a closed loopback port: every connection is refused."""
-    import huggingface_hub.constants as c
-    endpoint = "http://127.0.0.1:9"
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False, raising=False)
-    monkeypatch.setattr(c, "ENDPOINT", endpoint)
-    monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
-    return endpoint
 
 
 def test_unreachable_hub_fails_at_once_with_one_message(monkeypatch, tmp_path, caplog):

@@ -6,19 +6,12 @@ import pytest
 from ganstyle.core.images import save_image
 from ganstyle.train_cli.__main__ import main
 
-from helpers import synthetic_painting, synthetic_photo, tiny_generator_flags
+from helpers import cut_network, synthetic_painting, synthetic_photo, tiny_generator_flags
 
 
 @pytest.fixture
 def no_network(monkeypatch):
-    """Online mode, with the Hub endpoint on a closed loopback port: every connection is refused."""
-    import huggingface_hub.constants as c
-    endpoint = "http://127.0.0.1:9"
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False, raising=False)
-    monkeypatch.setattr(c, "ENDPOINT", endpoint)
-    monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
-    return endpoint
+    return cut_network(monkeypatch)
 
 
 def run_offline(argv, capsys) -> str:
