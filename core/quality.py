@@ -20,12 +20,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .color import rgb_to_yuv
 from .errors import InputError
 from .features import StyleFeatures
 from .losses import gram_style_loss, relative_content_loss, relative_style_weights
 from .vgg import CONTENT_LAYER, VGGEncoder
 
-LUMA = (0.299, 0.587, 0.114)     # BT.601, as core.color
 TONE_POOL = 16
 
 
@@ -44,8 +44,7 @@ def luminance(images: torch.Tensor) -> torch.Tensor:
     >>> float(luminance(torch.ones(1, 3, 2, 2))[0, 0, 0, 0])
     1.0
     """
-    w = torch.tensor(LUMA, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    return (images.float() * w).sum(1, keepdim=True)
+    return rgb_to_yuv(images.float())[:, :1]
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
