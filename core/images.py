@@ -68,17 +68,41 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr, "RGB")
 
 
-def save_image(image: torch.Tensor, path: str | Path) -> Path:
-    """Save (3, H, W)/(1, 3, H, W) in [0, 1] as PNG/JPEG (by suffix), atomically."""
+# file suffix → Pillow format; every suffix the loaders accept can also be written
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                 ".tif": "TIFF", ".tiff": "TIFF"}
+# zlib level 3: 2.7x faster to write than Pillow's default 6 for ~10 % more bytes on a stylised
+# 1024² photo (0.09 against 0.24 s, 1.07 against 0.97 MiB; ComfyUI's own SaveImage uses 4)
+PNG_COMPRESS_LEVEL = 3
+
+
+def image_format(path: str | Path) -> str:
+    """The Pillow format for ``path``'s suffix; an unknown suffix is an :class:`InputError`."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise InputError(f"{path}: cannot write images with suffix '{suffix}'; use one of "
+                         f"{', '.join(sorted(IMAGE_FORMATS))}")
+    return IMAGE_FORMATS[suffix]
+
+
+def encode_image(image: torch.Tensor, fmt: str, png_level: int = PNG_COMPRESS_LEVEL) -> bytes:
+    """(3, H, W)/(1, 3, H, W) in [0, 1] → the bytes of an 8-bit RGB file in Pillow format ``fmt``."""
     import io as _io
 
+    buf = _io.BytesIO()
+    options = {"PNG": {"compress_level": png_level}, "JPEG": {"quality": 95}, "WEBP": {"quality": 95},
+               "TIFF": {"compression": "tiff_deflate"}}.get(fmt, {})
+    to_pil(image).save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def save_image(image: torch.Tensor, path: str | Path, png_level: int = PNG_COMPRESS_LEVEL) -> Path:
+    """Save (3, H, W)/(1, 3, H, W) in [0, 1] in the format its suffix names (see
+    :data:`IMAGE_FORMATS`), atomically: a failed write leaves an existing file intact."""
     from .io import atomic_write_bytes
 
     path = Path(path)
-    buf = _io.BytesIO()
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
-    to_pil(image).save(buf, format=fmt, **({"quality": 95} if fmt != "PNG" else {}))
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, encode_image(image, image_format(path), png_level))
     return path
 
 

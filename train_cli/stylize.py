@@ -20,14 +20,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Stylise image files and folders with a trained style model, at any resolution (large "
                     "images run in seamless tiles in bounded memory). Results are written as PNG files into "
                     "the output folder; a single output file name picks its format by its suffix (.png, .jpg, "
-                    ".webp). Files that cannot be read as images are skipped with one warning line that counts "
-                    "them, and the rest are written (exit status 0); the exit status is 2 only if no input "
-                    "could be read.")
+                    ".webp, .bmp, .tif). Files that cannot be read as images are skipped with one warning "
+                    "line that counts them, and the rest are written (exit status 0); the exit status is 2 "
+                    "only if no input could be read.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files and/or folders of images (folders are searched recursively)")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
                    help="output folder (created; results are PNG files), or, for exactly one input image, an "
-                        "image file name whose suffix picks the format (.png, .jpg, .webp)")
+                        "image file name whose suffix picks the format (.png, .jpg, .webp, .bmp, .tif)")
     p.add_argument("--model", default=None, metavar="REF",
                    help="style model: registry name, model folder, .safetensors file (config beside it), or "
                         "Hugging Face Hub repo 'org/name[@revision]' (downloaded into the Hub cache); "
@@ -119,11 +119,8 @@ def plan_outputs(pairs: list[tuple[Path, Path]], out: Path) -> list[tuple[Path, 
 
 
 def main(args) -> int:
-    from tqdm import tqdm
-
     from ..core.device import resolve_device
     from ..core.errors import InputError
-    from ..core.images import load_image, save_image
     from ..core.models import default_style_model, load_style_model
     from ..core.stylize import StylizeOptions, stylize
     from .options import options_from_args
@@ -142,14 +139,7 @@ def main(args) -> int:
     model = load_style_model(ref, device=device, cache_dir=args.cache_dir)
     print(f"model: {model.name} ({model.config.preset}, {model.source}) on {device}", file=sys.stderr)
     settings = {**StylizeOptions(**options_from_args(args, StylizeOptions)).stylize_kwargs(), "tile": tile}
-    skipped: list[tuple[Path, InputError]] = []
-    for src, dst in tqdm(plan, desc="stylize", unit="image", disable=len(plan) < 2):
-        try:
-            image = load_image(src)
-        except InputError as e:  # unreadable or not really an image: skipped, like train does
-            skipped.append((src, e))
-            continue
-        save_image(stylize(model, image, device=device, **settings), dst)
+    skipped = stylize_files(plan, lambda image: stylize(model, image, device=device, **settings))
     written = len(plan) - len(skipped)
     if skipped:
         example = f"{skipped[0][1]}"
@@ -159,3 +149,50 @@ def main(args) -> int:
               f"as images, e.g. {example}", file=sys.stderr)
     print(f"wrote {written} image(s) to {plan[0][1] if len(plan) == 1 else Path(args.out)}")
     return 0
+
+
+def stylize_files(plan: list[tuple[Path, Path]], run, prefetch: int = 2) -> list[tuple[Path, Exception]]:
+    """Read, ``run`` (a (1, 3, H, W) → (1, 3, H, W) function) and write each ``(src, dst)`` of
+    ``plan``, in order. Reading the next images and encoding the previous result happen in two
+    threads while ``run`` works on the current one (Pillow releases the GIL while it decodes and
+    compresses), so a folder costs about the network's time per image, not the sum of the three.
+    Unreadable inputs are skipped and returned as ``(src, error)``; a failed write stops the run
+    with its error (files already written stay)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from ..core.errors import InputError
+    from ..core.images import load_image, save_image
+
+    skipped: list[tuple[Path, Exception]] = []
+    todo = iter(plan)
+    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="write") as writer, \
+            tqdm(total=len(plan), desc="stylize", unit="image", disable=len(plan) < 2) as bar:
+        reads: deque = deque()
+        writing = None
+
+        def read_ahead():
+            while len(reads) < prefetch and (job := next(todo, None)) is not None:
+                reads.append((job, reader.submit(load_image, job[0])))
+
+        read_ahead()
+        while reads:
+            (src, dst), read = reads.popleft()
+            read_ahead()
+            try:
+                image = read.result()
+            except InputError as e:  # unreadable or not really an image: skipped, like train does
+                skipped.append((src, e))
+                bar.update()
+                continue
+            result = run(image)
+            if writing is not None:
+                writing.result()       # a write error stops here; at most one result waits in memory
+            writing = writer.submit(save_image, result, dst)
+            writing.add_done_callback(lambda _: bar.update())
+        if writing is not None:
+            writing.result()
+    return skipped

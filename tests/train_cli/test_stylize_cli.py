@@ -133,3 +133,27 @@ def test_help_says_the_suffix_picks_the_format(capsys):
         main(["stylize", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "suffix picks the format" in text and "skipped with one warning line" in text
+
+
+def test_pipeline_keeps_order_skips_unreadable_and_stops_on_a_failed_write(tmp_path):
+    """Reads run ahead and writes run behind the network, but each result lands in its own file;
+    an unreadable input is skipped; a write that fails stops the run with its error."""
+    from ganstyle.train_cli.stylize import stylize_files
+
+    sources = []
+    for i in range(5):
+        sources.append(save_image(torch.full((3, 8, 8), i / 10), tmp_path / "in" / f"{i}.png"))
+    sources[2].write_bytes(b"not a png")
+    plan = [(src, tmp_path / "out" / src.name) for src in sources]
+    seen = []
+    skipped = stylize_files(plan, lambda image: seen.append(image.mean().item()) or image + 0.5)
+    assert [src.name for src, _ in skipped] == ["2.png"]
+    assert seen == pytest.approx([0.0, 0.1, 0.3, 0.4], abs=1 / 255)
+    for i in (0, 1, 3, 4):
+        assert load_image(tmp_path / "out" / f"{i}.png").mean().item() == pytest.approx(i / 10 + 0.5, abs=2 / 255)
+
+    (tmp_path / "out2" / "1.png").mkdir(parents=True)          # the second result cannot be written
+    plan = [(src, tmp_path / "out2" / src.name) for src in sources[:2] + sources[3:]]
+    with pytest.raises(OSError):
+        stylize_files(plan, lambda image: image)
+    assert (tmp_path / "out2" / "0.png").is_file()
