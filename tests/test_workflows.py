@@ -151,6 +151,11 @@ def test_ui_workflow_matches_api(path):
             order = [k for k in declared_inputs(ganstyle.NODE_CLASS_MAPPINGS[node["type"]]) if k in spec["inputs"]
                      and not isinstance(spec["inputs"][k], list)]
             assert list(k for k in spec["inputs"] if not isinstance(spec["inputs"][k], list)) == order
+            # ComfyUI's editor makes a widget of every such input, optional ones included, and fills
+            # them from widgets_values in order: a missing value shifts or drops the user's setting
+            widgets = [k for k, (kind, *_) in declared_inputs(ganstyle.NODE_CLASS_MAPPINGS[node["type"]]).items()
+                       if isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN")]
+            assert order == widgets, f"{path.name} node {node_id}: widget inputs {order}, the node has {widgets}"
 
 
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
