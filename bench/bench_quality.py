@@ -49,9 +49,15 @@ def parse_args(argv=None):
     p.add_argument("photos", nargs="*", default=[str(ROOT / "runs" / "photos" / "holdout")],
                    help="held-out photo files and/or folders (default: runs/photos/holdout, made by "
                         "'ganstyle data photos runs/photos')")
-    p.add_argument("--style", required=True, help="the style image the models were trained on")
+    p.add_argument("--style", required=True,
+                   help="the style image the models were trained on, or a folder of a domain's images (its target "
+                        "is their averaged Gram)")
+    p.add_argument("--library-style", metavar="SPEC", default=None,
+                   help="for style libraries among the models: the style (or blend) to apply, e.g. 'story'")
     p.add_argument("--model", action="append", default=[], metavar="REF",
                    help="style model: registry name, folder or .safetensors file (repeatable)")
+    p.add_argument("--label", action="append", default=[], metavar="TEXT",
+                   help="name of the matching --model in tables and sheets, in the same order (default: its REF)")
     p.add_argument("--encoder", default="vgg19",
                    help="VGG for the style/content figures: registry name, Hub repo or file (default vgg19, "
                         "the user default; ours: .eval/vgg16_eval.safetensors)")
@@ -65,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--cell", type=int, default=512, help="contact-sheet cell long side in px (default 512)")
     p.add_argument("--crops", action="store_true",
                    help="add a full-resolution centre crop (--cell px square) of each image to the sheet")
+    p.add_argument("--gallery", metavar="PATH", default=None,
+                   help="also write a compact sheet without crops (photo | Optimize Stylize | models): the "
+                        "README gallery")
     p.add_argument("--goals", action="store_true", help="print PASS/FAIL of each model's medians against the goals")
     p.add_argument("--reference-cache", metavar="DIR", default=None,
                    help="keep the Optimize Stylize results here (PNG + seconds) and reuse them on later runs with "
@@ -189,9 +198,14 @@ def run(args) -> dict:
 
     device = resolve_device(args.device)
     encoder = load_vgg_encoder(args.encoder, device=device)
-    style = compute_style_features(encoder, load_image(args.style), style_size=args.style_size)
+    from ganstyle.core.data import list_image_files
+    style_files, _ = list_image_files(args.style, what="style images")
+    style = compute_style_features(encoder, [load_image(f) for f in style_files], style_size=args.style_size)
     photos = load_photos(args.photos, args.long_side, args.limit)
-    models = [(ref, load_style_model(ref, device=device)) for ref in args.model]
+    if len(args.label) > len(args.model):
+        raise SystemExit(f"{len(args.label)} --label for {len(args.model)} --model")
+    labels = args.label + args.model[len(args.label):]
+    models = [(label, load_style_model(ref, device=device)) for label, ref in zip(labels, args.model)]
     print(f"# {len(photos)} photos at {args.long_side} px; style {args.style}; encoder {encoder.source or args.encoder}"
           f" ({encoder.arch}); device {device}; threads {torch.get_num_threads()}; load "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
@@ -214,7 +228,8 @@ def run(args) -> dict:
                         cached.with_suffix(".json").write_text(json.dumps({"seconds": seconds}))
             else:
                 model = dict(models)[method]
-                out = stylize(model, photo.to(device), device=device)
+                library = bool(model.generator.config.num_styles)
+                out = stylize(model, photo.to(device), device=device, style=args.library_style if library else None)
                 seconds = time.perf_counter() - start
             out = out.float().cpu()
             results[method].append(out)
@@ -228,6 +243,8 @@ def run(args) -> dict:
                         for m in meds if m != OPTIMIZE}}
     if args.sheet:
         write_sheet(Path(args.sheet), photos, results, args.cell, args.crops)
+    if args.gallery:
+        write_sheet(Path(args.gallery), photos, results, args.cell, crops=False)
     return report
 
 
@@ -247,8 +264,9 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1))
-    if args.sheet:
-        print(f"contact sheet: {args.sheet}")
+    for kind, path in (("contact sheet", args.sheet), ("gallery", args.gallery)):
+        if path:
+            print(f"{kind}: {path}")
     return 0
 
 

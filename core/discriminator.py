@@ -31,6 +31,9 @@ class DiscriminatorConfig:
     num_layers: int = bounded(3, 1, 6, doc="stride-2 convolutions (3 → 70×70 patches)")
     num_scales: int = bounded(1, 1, 4, doc="image scales judged (1 = plain PatchGAN)")
     spectral_norm: bool = bounded(True, doc="spectral normalisation on every convolution")
+    num_styles: int = bounded(0, 0, 4096, legacy=0,
+                              doc="0: judges one style. N: a projection discriminator (Miyato & Koyama 2018) "
+                                  "judging 'a real crop of style i' for a library of N styles")
 
     def receptive_field(self) -> int:
         """Patch size (pixels) seen by one output logit at the finest scale (70 for 3 layers)."""
@@ -56,7 +59,10 @@ def _conv(cin: int, cout: int, stride: int, use_sn: bool) -> nn.Conv2d:
 class PatchGAN(nn.Module):
     """One scale: ``num_layers`` stride-2 4×4 convolutions (LeakyReLU 0.2), one stride-1
     convolution, and a 1-channel stride-1 convolution producing logits. No normalisation layers
-    (spectral norm replaces them), so each sample is judged independently of the batch."""
+    (spectral norm replaces them), so each sample is judged independently of the batch.
+
+    With ``num_styles`` the logit of each patch adds the projection ⟨e_s, h⟩ of its last features
+    h on style s's embedding (zero at the start, so training begins unconditioned)."""
 
     def __init__(self, config: DiscriminatorConfig):
         super().__init__()
@@ -67,12 +73,23 @@ class PatchGAN(nn.Module):
             layers += [_conv(c, nxt, 2, config.spectral_norm), nn.LeakyReLU(0.2, inplace=True)]
             c = nxt
         nxt = min(c * 2, config.max_channels)
-        layers += [_conv(c, nxt, 1, config.spectral_norm), nn.LeakyReLU(0.2, inplace=True),
-                   _conv(nxt, 1, 1, config.spectral_norm)]
-        self.body = nn.Sequential(*layers)
+        layers += [_conv(c, nxt, 1, config.spectral_norm), nn.LeakyReLU(0.2, inplace=True)]
+        if not config.num_styles:   # one Sequential, as before libraries existed (same state-dict keys)
+            layers.append(_conv(nxt, 1, 1, config.spectral_norm))
+            self.body = nn.Sequential(*layers)
+            return
+        self.features = nn.Sequential(*layers)
+        self.logits = _conv(nxt, 1, 1, config.spectral_norm)
+        self.style_embedding = nn.Parameter(torch.zeros(config.num_styles, nxt))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+    def forward(self, x: torch.Tensor, styles: torch.Tensor | None = None) -> torch.Tensor:
+        if not hasattr(self, "features"):
+            return self.body(x)
+        h = self.features(x)
+        # the 4×4 logit convolution (padding 1) gives one logit per 2×2 window of h
+        embedding = self.style_embedding[styles][:, :, None, None]
+        projection = (F.avg_pool2d(h, 2, stride=1) * embedding).sum(1, keepdim=True)
+        return self.logits(h) + projection
 
 
 class PatchDiscriminator(nn.Module):
@@ -88,7 +105,11 @@ class PatchDiscriminator(nn.Module):
         self.config = config = config or DiscriminatorConfig()
         self.scales = nn.ModuleList([PatchGAN(config) for _ in range(config.num_scales)])
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, images: torch.Tensor, styles: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``styles``: (B,) style indices, required when ``config.num_styles`` > 0."""
+        if (styles is None) != (self.config.num_styles == 0):
+            raise InputError(f"a discriminator for {self.config.num_styles} styles needs (B,) style indices"
+                             if self.config.num_styles else "this discriminator judges one style: no style indices")
         if images.dim() != 4 or images.shape[1] != 3:
             raise InputError(f"discriminator expects images shaped (B, 3, H, W), got {tuple(images.shape)}")
         need = self.config.min_input_size()
@@ -101,7 +122,7 @@ class PatchDiscriminator(nn.Module):
         for i, scale in enumerate(self.scales):
             if i:
                 x = F.avg_pool2d(x, kernel_size=3, stride=2, padding=1, count_include_pad=False)
-            outputs.append(scale(x))
+            outputs.append(scale(x, styles))
         return outputs
 
     @classmethod

@@ -33,13 +33,22 @@ import torch.nn.functional as F
 from .config import bounded, config_from_dict, config_to_dict, load_config, save_config
 from .errors import WeightsError
 from .io import check_safetensors_file, load_safetensors_checked, save_safetensors_atomic
-from .norm_statistics import InstanceNorm2d, NormStatistics, StatisticsGathered
+from .norm_statistics import (
+    ConditionalInstanceNorm2d,
+    InstanceNorm2d,
+    NormStatistics,
+    StatisticsGathered,
+    StyleCondition,
+    style_condition,
+)
 
 __all__ = ["PRESETS", "GeneratorConfig", "InstanceNorm2d", "NormStatistics", "StatisticsGathered",
            "StyleGenerator", "preset_config"]
 
 
 OUTPUT_HEADS = ("pixel_shuffle", "upsample")
+# What a style library records about each style (config.json); only "name" is required.
+STYLE_INFO_KEYS = ("name", "source", "licence", "author")
 # Channels the "upsample" output head resizes to full resolution (few: it is the only full-size tensor).
 _HEAD_CHANNELS = 8
 
@@ -64,14 +73,41 @@ class GeneratorConfig:
                                    "but free to draw a 2-pixel grid) or 'upsample' (8 channels at half "
                                    "resolution, resized bilinearly, then one convolution at full resolution: no "
                                    "grid, ~10 % more time)")
+    styles: tuple[dict, ...] = bounded((), legacy=(),
+                                       doc="empty: a single-style model. Otherwise a style library: one entry "
+                                           "per style ({'name', 'source', 'licence', 'author'}; name required "
+                                           "and unique), each with its own norm scale/shift (conditional "
+                                           "instance norm) over shared convolutions")
+
+    def __post_init__(self):
+        self.styles = tuple(dict(entry) if isinstance(entry, dict) else entry for entry in self.styles)
 
     def validate(self) -> None:
         for name in ("first_kernel", "last_kernel"):
             if getattr(self, name) % 2 == 0:
                 raise ValueError(f"field '{name}' must be odd, got {getattr(self, name)}")
+        names = []
+        for i, entry in enumerate(self.styles):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"].strip():
+                raise ValueError(f"field 'styles' entry {i} must be an object with a non-empty 'name', got {entry!r}")
+            unknown = sorted(set(entry) - set(STYLE_INFO_KEYS))
+            if unknown or not all(isinstance(v, str) for v in entry.values()):
+                raise ValueError(f"field 'styles' entry {i} ('{entry['name']}'): keys must be "
+                                 f"{list(STYLE_INFO_KEYS)} with string values, got {entry!r}")
+            names.append(entry["name"])
+        if len(set(names)) != len(names):
+            repeated = sorted(n for n in set(names) if names.count(n) > 1)
+            raise ValueError(f"field 'styles' has duplicate names: {repeated}")
+        if self.styles and self.norm != "instance":
+            raise ValueError("a style library (field 'styles') needs norm 'instance' (styles live in its parameters)")
         if self.pixel_shuffle and self.num_downsamples < 1:
             raise ValueError("field 'pixel_shuffle' is true but 'num_downsamples' is 0 "
                              "(the pixel-unshuffle is the first downsampling)")
+
+    @property
+    def num_styles(self) -> int:
+        """0 for a single-style model, else the number of styles in the library."""
+        return len(self.styles)
 
     @property
     def stride(self) -> int:
@@ -91,27 +127,29 @@ def preset_config(name: str) -> GeneratorConfig:
     return dataclasses.replace(PRESETS[name])
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
-    return InstanceNorm2d(channels) if kind == "instance" else nn.Identity()
+def _norm(kind: str, channels: int, num_styles: int = 0) -> nn.Module:
+    if kind != "instance":
+        return nn.Identity()
+    return ConditionalInstanceNorm2d(channels, num_styles) if num_styles else InstanceNorm2d(channels)
 
 
 class ConvLayer(nn.Sequential):
     """Reflection pad → conv → norm → ReLU (the last two optional)."""
 
-    def __init__(self, cin, cout, kernel, stride=1, norm="instance", relu=True):
+    def __init__(self, cin, cout, kernel, stride=1, norm="instance", relu=True, num_styles=0):
         layers = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
         if norm != "none":
-            layers.append(_norm(norm, cout))
+            layers.append(_norm(norm, cout, num_styles))
         if relu:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int, norm: str):
+    def __init__(self, channels: int, norm: str, num_styles: int = 0):
         super().__init__()
-        self.body = nn.Sequential(ConvLayer(channels, channels, 3, norm=norm),
-                                  ConvLayer(channels, channels, 3, norm=norm, relu=False))
+        self.body = nn.Sequential(ConvLayer(channels, channels, 3, norm=norm, num_styles=num_styles),
+                                  ConvLayer(channels, channels, 3, norm=norm, relu=False, num_styles=num_styles))
 
     def forward(self, x):
         return x + self.body(x)
@@ -120,10 +158,10 @@ class ResidualBlock(nn.Module):
 class UpsampleConv(nn.Module):
     """Resize ×2 then convolve (Odena et al. 2016: avoids checkerboard artefacts)."""
 
-    def __init__(self, cin, cout, norm, mode):
+    def __init__(self, cin, cout, norm, mode, num_styles=0):
         super().__init__()
         self.mode = mode
-        self.conv = ConvLayer(cin, cout, 3, norm=norm)
+        self.conv = ConvLayer(cin, cout, 3, norm=norm, num_styles=num_styles)
 
     def forward(self, x, size):
         kw = {} if self.mode == "nearest" else {"align_corners": False}
@@ -146,20 +184,20 @@ class StyleGenerator(nn.Module):
         # With pixel_shuffle the first halving is the lossless unshuffle (3 → 12 channels).
         strided = config.num_downsamples - (1 if shuffle else 0)
         io_channels = 12 if shuffle else 3
-        c = config.base_channels
-        self.head = ConvLayer(io_channels, c, config.first_kernel, norm=config.norm)
+        c, styles = config.base_channels, config.num_styles
+        self.head = ConvLayer(io_channels, c, config.first_kernel, norm=config.norm, num_styles=styles)
         downs, widths = [], [c]
         for _ in range(strided):
             nxt = min(c * 2, config.max_channels)
-            downs.append(ConvLayer(c, nxt, 3, stride=2, norm=config.norm))
+            downs.append(ConvLayer(c, nxt, 3, stride=2, norm=config.norm, num_styles=styles))
             c = nxt
             widths.append(c)
         self.down = nn.ModuleList(downs)
-        self.res = nn.Sequential(*[ResidualBlock(c, config.norm) for _ in range(config.num_residual_blocks)])
+        self.res = nn.Sequential(*[ResidualBlock(c, config.norm, styles) for _ in range(config.num_residual_blocks)])
         ups = []
         for i in range(strided):
             nxt = widths[-2 - i]
-            ups.append(UpsampleConv(c, nxt, config.norm, config.upsample_mode))
+            ups.append(UpsampleConv(c, nxt, config.norm, config.upsample_mode, styles))
             c = nxt
         self.up = nn.ModuleList(ups)
         self.upsample_output = shuffle and config.output_head == "upsample"
@@ -181,7 +219,29 @@ class StyleGenerator(nn.Module):
             conv.weight.copy_(base.repeat_interleave(4, dim=0))
             conv.bias.copy_(conv.bias[::4].repeat_interleave(4))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """images: (B, 3, H, W) in [0, 1]. A style library (``config.styles``) also needs the styles
+        to apply: ``style`` (B, S) weights per image (one-hot = one style, a mix = a blend), or S
+        more input channels, (B, 3 + S, H, W), holding weights per pixel (regions; soft edges are
+        fractional weights). Returns (B, 3, H, W) in [0, 1]."""
+        styles = self.config.num_styles
+        if not styles:
+            if style is not None or images.shape[1] != 3:
+                raise ValueError(f"a single-style generator takes (B, 3, H, W) images and no style, got "
+                                 f"{tuple(images.shape)}" + (" and a style" if style is not None else ""))
+            return self._forward(images, None)
+        if style is not None:
+            if images.shape[1] != 3 or style.shape != (images.shape[0], styles):
+                raise ValueError(f"a library of {styles} styles takes (B, 3, H, W) images with (B, {styles}) "
+                                 f"style weights, got {tuple(images.shape)} and {tuple(style.shape)}")
+            return self._forward(images, StyleCondition(weights=style))
+        if images.shape[1] != 3 + styles:
+            raise ValueError(f"a library of {styles} styles needs style weights: (B, {styles}) as `style`, or "
+                             f"(B, 3 + {styles}, H, W) images whose extra channels are per-pixel weights; got "
+                             f"{tuple(images.shape)}")
+        return self._forward(images, "maps")
+
+    def _forward(self, images: torch.Tensor, condition) -> torch.Tensor:
         h, w = images.shape[-2:]
         s = self.config.stride
         # Pad to a multiple of the stride, and to at least 2 pixels at the lowest resolution
@@ -195,8 +255,17 @@ class StyleGenerator(nn.Module):
             # reflection padding needs pad < size; fall back to replicate for tiny inputs
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        if condition == "maps":   # per-pixel style weights travel as extra channels (and tile with the image)
+            x, maps = x[:, :3], x[:, 3:]
+            condition = StyleCondition(maps=maps.float())
         if self.config.pixel_shuffle:
             x = F.pixel_unshuffle(x, 2)
+        if condition is None:
+            return self._body(x, h, w)
+        with style_condition(condition):
+            return self._body(x, h, w)
+
+    def _body(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         sizes = [x.shape[-2:]]
         x = self.head(x)
         for layer in self.down:
@@ -209,6 +278,60 @@ class StyleGenerator(nn.Module):
         if self.config.pixel_shuffle and not self.upsample_output:
             x = F.pixel_shuffle(x, 2)
         return torch.sigmoid(x[..., :h, :w])
+
+    # ---- style libraries -------------------------------------------------------------------------
+    @property
+    def style_names(self) -> list[str]:
+        return [entry["name"] for entry in self.config.styles]
+
+    def style_norms(self) -> dict[str, ConditionalInstanceNorm2d]:
+        """{module name: conditional norm layer}, in network order (empty for a single-style model)."""
+        return {name: m for name, m in self.named_modules() if isinstance(m, ConditionalInstanceNorm2d)}
+
+    def subset(self, indices: list[int]) -> StyleGenerator:
+        """A library of the styles ``indices`` of this one (shared weights copied), in that order:
+        a mask over K styles runs with K weight channels, not one per style of the library."""
+        config = dataclasses.replace(self.config, styles=tuple(self.config.styles[i] for i in indices))
+        return self._derived(config, lambda table: table[indices])
+
+    def mixed(self, weights: torch.Tensor) -> StyleGenerator:
+        """The single-style generator of the blend ``weights`` (S,) (instance norm's scale and
+        shift are linear in them, so this equals the library run with those weights), as fast
+        as any single-style model."""
+        if weights.shape != (self.config.num_styles,):
+            raise ValueError(f"expected {self.config.num_styles} style weights, got shape {tuple(weights.shape)}")
+        config = dataclasses.replace(self.config, styles=())
+        w = weights.to(torch.float32)
+        return self._derived(config, lambda table: w @ table.float())
+
+    def _derived(self, config: GeneratorConfig, norm_rows) -> StyleGenerator:
+        """A generator of ``config`` with this one's weights, each norm table (S, C) mapped by ``norm_rows``."""
+        norms = self.style_norms()
+        state = {}
+        for key, value in self.state_dict().items():
+            module, _, leaf = key.rpartition(".")
+            state[key] = norm_rows(value) if module in norms and leaf in ("weight", "bias") else value
+        derived = StyleGenerator(config)
+        derived.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+        first = next(self.parameters())
+        return derived.to(first.device, first.dtype).train(self.training).requires_grad_(False)
+
+    @classmethod
+    def library_from(cls, generator: StyleGenerator, styles: list[dict]) -> StyleGenerator:
+        """A style library with ``generator``'s convolutions whose every style starts from its norm
+        parameters (a single-style model, e.g. a base generator, as the start of library training)."""
+        if generator.config.num_styles:
+            raise ValueError("library_from takes a single-style generator")
+        config = dataclasses.replace(generator.config, styles=tuple(dict(s) for s in styles))
+        library = cls(config)
+        norms = library.style_norms()
+        state = {}
+        for key, value in generator.state_dict().items():
+            module, _, leaf = key.rpartition(".")
+            state[key] = (value.float().expand(len(styles), -1).clone()
+                          if module in norms and leaf in ("weight", "bias") else value.float())
+        library.load_state_dict(state)
+        return library
 
     # ---- geometry, used by tiled inference ------------------------------------------------------
     def receptive_radius(self) -> int:
@@ -261,7 +384,10 @@ class StyleGenerator(nn.Module):
         else:
             peak = max(peak, (2 * c + c_io) * area)
         elem = torch.finfo(dtype).bits // 8
-        return int(math.ceil((peak + 6) * elem))       # + the input and output images
+        regions = 0
+        if cfg.num_styles:   # per-pixel style weights (float32) and, in the first norm layer, scale/shift maps
+            regions = 4 * (cfg.num_styles + 2 * cfg.base_channels * (0.25 if cfg.pixel_shuffle else 1.0))
+        return int(math.ceil((peak + 6) * elem + regions))       # + the input and output images
 
     # ---- diffusers-style persistence -------------------------------------------------------
     def save_pretrained(self, folder: str | Path, *, dtype: torch.dtype | None = None,

@@ -106,9 +106,10 @@ def save_image(image: torch.Tensor, path: str | Path, png_level: int = PNG_COMPR
     return path
 
 
-def image_grid(rows: list[list[torch.Tensor]], height: int = 256, pad: int = 4) -> torch.Tensor:
-    """Lay out images (each (3, H, W) or (1, 3, H, W)) in rows, each scaled to ``height``.
-    Returns (3, H_total, W_total) on white."""
+def image_grid(rows: list[list[torch.Tensor]], height: int = 256, pad: int = 4,
+               labels: list[list[str]] | None = None) -> torch.Tensor:
+    """Lay out images (each (3, H, W) or (1, 3, H, W)) in rows, each scaled to ``height``, with
+    ``labels[row][cell]`` written above each cell when given. Returns (3, H_total, W_total) on white."""
     import torch.nn.functional as F
 
     scaled_rows = []
@@ -121,13 +122,25 @@ def image_grid(rows: list[list[torch.Tensor]], height: int = 256, pad: int = 4) 
             cells.append(F.interpolate(img[None].float().cpu(), size=(height, new_w), mode="bilinear",
                                        align_corners=False, antialias=True)[0].clamp(0, 1))
         scaled_rows.append(cells)
+    label_h = 16 if labels else 0
     width = max(sum(c.shape[-1] for c in r) + pad * (len(r) + 1) for r in scaled_rows)
-    canvas = torch.ones(3, len(rows) * (height + pad) + pad, width)
+    canvas = torch.ones(3, len(rows) * (height + pad + label_h) + pad, width)
+    spots = []
     y = pad
-    for r in scaled_rows:
+    for i, r in enumerate(scaled_rows):
         x = pad
-        for c in r:
-            canvas[:, y:y + height, x:x + c.shape[-1]] = c
+        for j, c in enumerate(r):
+            canvas[:, y + label_h:y + label_h + height, x:x + c.shape[-1]] = c
+            if labels and i < len(labels) and j < len(labels[i]):
+                spots.append(((x, y + 2), labels[i][j]))
             x += c.shape[-1] + pad
-        y += height + pad
-    return canvas
+        y += height + pad + label_h
+    if not spots:
+        return canvas
+    from PIL import ImageDraw
+
+    pil = to_pil(canvas)
+    draw = ImageDraw.Draw(pil)
+    for xy, text in spots:
+        draw.text(xy, text, fill=(0, 0, 0))
+    return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()

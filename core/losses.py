@@ -213,6 +213,40 @@ def adversarial_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "ls
     raise ValueError(f"adversarial mode must be one of {ADV_MODES}, got '{mode}'")
 
 
+def random_small_warps(batch: int, *, generator: torch.Generator, max_degrees: float = 2.0,
+                       max_shift: float = 0.01, max_scale: float = 0.02) -> torch.Tensor:
+    """(B, 2, 3) affine matrices (``F.affine_grid``'s normalised coordinates) of small random
+    motions: rotation up to ``max_degrees``, shift up to ``max_shift`` of the image, zoom up to
+    ``max_scale``, drawn from ``generator`` (so a training step's warps are reproducible)."""
+    u = torch.rand(batch, 4, generator=generator) * 2 - 1
+    angle = u[:, 0] * max_degrees * torch.pi / 180
+    scale = 1 + u[:, 1] * max_scale
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    shift = u[:, 2:] * 2 * max_shift             # normalised coordinates span 2
+    return torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+
+
+def warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``images`` (B, C, H, W) moved by the affine matrices ``theta`` (B, 2, 3), bilinear, with
+    reflected borders."""
+    grid = F.affine_grid(theta.to(images.device, torch.float32), list(images.shape), align_corners=False)
+    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def warp_consistency_loss(result_of_moved: torch.Tensor, result: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Compound regularisation (Wang et al. 2020, "Consistent Video Style Transfer via Compound
+    Regularization"): the generator's result for a slightly moved, noisy photo should be its result
+    for the photo, moved the same way. MSE between ``result_of_moved`` and ``warp(result, theta)``,
+    both (B, 3, H, W) in [0, 1].
+
+    >>> x = torch.rand(2, 3, 16, 16)
+    >>> theta = torch.eye(2, 3).expand(2, 2, 3)
+    >>> float(warp_consistency_loss(x, x, theta)) < 1e-10
+    True
+    """
+    return F.mse_loss(result_of_moved.float(), warp(result, theta))
+
+
 class PerceptualLoss(nn.Module):
     """Relative content and Gram style errors against fixed style targets (the trainer's and the
     optimiser's loss, less total variation and the adversarial term).

@@ -89,12 +89,12 @@ save_image(model(load_image("photo.jpg")), "stylised.png")
 ```
 
 {comfy}
-{_training_section(training) if training else ""}"""
+{_styles_section(generator)}{_training_section(training) if training else ""}"""
 
 
 _LOSS_NAMES = {"lambda_content": "content (relu4_2)", "lambda_style": "Gram style", "lambda_tone": "tone",
                "lambda_tv": "total variation", "lambda_pixel": "pixel (L1 to the photo)",
-               "lambda_adv": "PatchGAN adversarial"}
+               "lambda_warp": "warp/noise robustness", "lambda_adv": "PatchGAN adversarial"}
 
 
 def _losses(options: Mapping[str, Any]) -> str:
@@ -105,6 +105,27 @@ def _losses(options: Mapping[str, Any]) -> str:
     """
     used = [name for key, name in _LOSS_NAMES.items() if options.get(key, 0)]
     return (" + ".join(used) or "no") + " losses"
+
+
+def _styles_section(generator: torch.nn.Module) -> str:
+    """For a style library: a table of its styles (pass one as ``--style NAME``)."""
+    styles = getattr(generator.config, "styles", ())
+    if not styles:
+        return ""
+    rows = "\n".join(f"| `{s['name']}` | {s.get('source', '')} | {s.get('author', '')} | {s.get('licence', '')} |"
+                      for s in styles)
+    return f"""
+## Styles
+
+A style library: {len(styles)} styles over shared convolutions. Choose one with `--style NAME`
+(`ganstyle stylize`) or the GAN Stylize node's `style` input; blend them (`--style "a:0.7, b:0.3"`)
+or give regions their own style with masks (`--mask region.png=NAME`), all in one pass.
+`ganstyle sheet photo.jpg --model this-model` shows every style on one photo.
+
+| style | source | author | licence |
+|---|---|---|---|
+{rows}
+"""
 
 
 def _start(options: Mapping[str, Any]) -> str:

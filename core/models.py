@@ -202,6 +202,26 @@ def default_style_model(registry: dict | None = None) -> str | None:
     return (marked or names or [None])[0]
 
 
+def with_added_styles(model: StyleModel, folders: Sequence[str | Path]) -> StyleModel:
+    """``model`` (a style library) with the style files in ``folders`` appended
+    (:func:`ganstyle.core.style_files.add_styles`); the loaded model itself is not changed."""
+    import dataclasses
+
+    from .style_files import add_styles
+
+    if not folders:
+        return model
+    added = ", ".join(Path(f).name for f in folders)
+    return dataclasses.replace(model, generator=add_styles(model.generator, folders),
+                               name=f"{model.name} + {added}")
+
+
+def default_style_library(registry: dict | None = None) -> str | None:
+    """The registry's first style library (a style entry marked ``"library": true``), or None."""
+    registry = load_registry() if registry is None else registry
+    return next((k for k, v in registry.items() if v.get("kind") == "style" and v.get("library")), None)
+
+
 def local_style_models(search_dirs: Sequence[str | Path]) -> list[str]:
     """Names of style models in ``search_dirs``: folders with model.safetensors + config.json, and
     ``name.safetensors`` files with a ``name.json`` beside them."""

@@ -40,7 +40,7 @@ Device/dtype copies of the model and the CUDA graphs replayed for repeated whole
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -53,6 +53,7 @@ from .errors import InputError
 from .generator import StyleGenerator
 from .model_copies import GRAPH_MAX_BYTES, graph_forward, prepare_model
 from .norm_statistics import InstanceNorm2d, NormStatistics, StatisticsGathered
+from .style_choice import StyleSpec, conditioned
 from .tiles import TilePlan, ramp, tile_spans
 
 ProgressCallback = Callable[[int, int], None]
@@ -167,7 +168,9 @@ class _Engine:
         return max(1, self.budget_px // (h * w)) if self.plan(h, w) is None else 1
 
     def run(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) float32 in [0, 1] → stylised, same shape, on ``images.device``."""
+        """(B, 3, H, W) float32 in [0, 1] (for a K-style library, (B, 3 + K, H, W): the per-pixel
+        style weights follow the image through batching and tiles) → stylised (B, 3, H, W) on
+        ``images.device``."""
         b, _, h, w = images.shape
         if self.images_per_forward(h, w) >= b:  # the common case: one pass, no output buffer
             self.total = self.steps_for(h, w)
@@ -176,7 +179,7 @@ class _Engine:
             except torch.OutOfMemoryError:
                 pass  # fall through to the shrinking loop below
             self.shrink(b)
-        out = torch.empty_like(images)
+        out = images.new_empty(b, 3, h, w)
         i = 0
         while i < b:
             n = min(b - i, self.images_per_forward(h, w))
@@ -262,10 +265,10 @@ class _Engine:
         return stats
 
     def run_tiled(self, images: torch.Tensor, plan: TilePlan) -> torch.Tensor:
-        b, c, h, w = images.shape
+        b, _, h, w = images.shape
         stats = self.statistics(images, plan)
         rows, cols = tile_spans(h, plan), tile_spans(w, plan)
-        out = torch.zeros(b, c, h, w, dtype=torch.float32, device=images.device)
+        out = torch.zeros(b, 3, h, w, dtype=torch.float32, device=images.device)
         weight_sum = torch.zeros(1, 1, h, w, dtype=torch.float32, device=images.device)
         for ri, (y0, y1, iy0, iy1) in enumerate(rows):
             wy = ramp(rows, ri, plan.overlap).to(images.device)
@@ -286,7 +289,8 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
             device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
             channels_last: bool | None = None, max_memory: int | None = None,
             progress: ProgressCallback | None = None, cuda_graphs: bool = True,
-            tile_statistics: str = "exact") -> torch.Tensor:
+            tile_statistics: str = "exact", style: StyleSpec | None = None,
+            masks: Sequence[tuple[torch.Tensor, StyleSpec]] = ()) -> torch.Tensor:
     """Stylise ``images`` with a style ``model``.
 
     model: a :class:`StyleGenerator` or a loaded style model (``core.models.StyleModel``).
@@ -309,6 +313,10 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
     tile_statistics: for images larger than the memory budget, how instance-norm statistics are
     found: ``"exact"`` (gathered over the tiles, one partial pass per norm layer: the result equals
     the untiled one) or ``"thumbnail"`` (one pass over a downscaled copy: faster, approximate).
+    style: for a style library, the style(s) to apply: a name, ``"a:0.7, b:0.3"`` or ``{name:
+    weight}`` (a blend; :mod:`ganstyle.core.style_choice`); with ``masks``, the style of what no
+    mask covers. masks: ``[(mask, style), …]``, each mask (H, W)/(B, H, W)/(B, 1, H, W) in [0, 1]
+    at any resolution, giving its region that style in the same single pass (soft edges blend).
     Returns (B, 3, H, W) float32 in [0, 1] on ``images.device``.
     """
     _check_images(images)
@@ -329,6 +337,7 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
     generator = getattr(model, "generator", model)
     if not isinstance(generator, StyleGenerator):
         raise InputError(f"expected a style model (StyleGenerator), got {type(model).__name__}")
+    generator, style_maps = conditioned(generator, images.shape[-2:], images.shape[0], style, list(masks))
     run_device = resolve_device(device) if device is not None else next(generator.parameters()).device
     run_dtype = resolve_dtype(dtype, run_device, images.shape[0] * images.shape[2] * images.shape[3])
     if channels_last is None:
@@ -338,7 +347,8 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
     runner = prepare_model(generator, run_device, run_dtype, channels_last)
     engine = _Engine(runner, run_device, run_dtype, channels_last, tile, overlap, max_memory, progress,
                      cuda_graphs, tile_statistics)
-    stylised = engine.run(images)  # in [0, 1]: a sigmoid, or a convex blend of tiles
+    # in [0, 1]: a sigmoid, or a convex blend of tiles
+    stylised = engine.run(images if style_maps is None else torch.cat([images, style_maps.to(images.device)], 1))
     if color_mode != "none":
         stylised = apply_color_mode(stylised, images, color_mode).clamp_(0, 1)
     if float(strength) < 1.0:

@@ -49,12 +49,22 @@ from pathlib import Path
 import torch
 
 from .config import config_to_dict
+from .data import CropSampler, ImageSet
 from .discriminator import PatchDiscriminator
 from .errors import ConfigError, WeightsError
 from .images import save_image
 from .io import atomic_write_bytes, atomic_write_json, tensors_fingerprint
-from .losses import PerceptualLoss, adversarial_loss, tone_loss, total_variation
+from .losses import (
+    PerceptualLoss,
+    adversarial_loss,
+    random_small_warps,
+    tone_loss,
+    total_variation,
+    warp,
+    warp_consistency_loss,
+)
 from .model_card import model_card
+from .style_files import norm_parameter_names
 from .training.checkpoint import (
     CHECKPOINT_FORMAT,
     latest_checkpoint,
@@ -72,6 +82,7 @@ from .training.distributed import barrier, check_ranks_in_sync, data_parallel, s
 from .training.report import run_info, sample_grid, training_facts
 from .training.run_log import LOSS_KEYS, LossLog
 from .training.setup import initial_generator, load_training_data, style_target
+from .training.styles import build_style_set
 from .vgg import CONTENT_LAYER, STYLE_LAYERS, VGGEncoder, load_vgg_encoder
 
 __all__ = ["Trainer", "TrainConfig", "RESUMABLE_CHANGES", "LOSS_KEYS", "CHECKPOINT_FORMAT", "validated"]
@@ -108,17 +119,13 @@ class Trainer:
         # Data: decoded and downscaled once; fails here (before any model is built) if unusable.
         data = load_training_data(config, rank=self.rank, world_size=self.world_size, warn=self.is_main)
         self.content_images, self.content_sampler = data.content_images, data.content_sampler
-        self.style_images, self.style_sampler = data.style_images, data.style_sampler
 
-        # Loss encoder and style target (the averaged Gram of the style images at style_size).
+        # Loss encoder and each style's target (the averaged Gram of its images at style_size).
         self.encoder = encoder if encoder is not None else load_vgg_encoder(config.encoder, deepest="relu5_1",
                                                                             device=self.device)
         self.encoder = self.encoder.to(self.device, memory_format=self.memory_format).eval().requires_grad_(False)
         self.style_layers = STYLE_LAYERS if config.lambda_style > 0 else ()
-        self.style_grams, self.style_target_count = style_target(self.encoder, self.style_images, config,
-                                                                 self.device)
-        self.perceptual = PerceptualLoss(self.style_grams, dict(zip(STYLE_LAYERS, config.style_layer_weights))
-                                         if self.style_grams else {}, content_layer=CONTENT_LAYER)
+        self.styles = build_style_set(config, data.styles, self.encoder, self.device, style_target)
 
         # Models. Same seed on every rank → same initial weights (DDP also broadcasts rank 0's).
         torch.manual_seed(config.seed)
@@ -130,8 +137,13 @@ class Trainer:
                               f"{config.d_layers} layers and {config.d_scales} scale(s) (needs at least "
                               f"{self.discriminator.config.min_input_size()}); raise --image-size or lower "
                               f"--d-layers/--d-scales")
+        if config.base:   # a new style for a library: its convolutions stay as they are
+            trainable = set(norm_parameter_names(self.generator))
+            for name, parameter in self.generator.named_parameters():
+                parameter.requires_grad_(name in trainable)
         self.ema_generator = copy.deepcopy(self.generator).eval().requires_grad_(False)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=(config.beta1_g, 0.999))
+        self.opt_g = torch.optim.Adam([p for p in self.generator.parameters() if p.requires_grad], lr=config.lr_g,
+                                      betas=(config.beta1_g, 0.999))
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=(config.beta1_d, 0.999))
         self._g = data_parallel(self.generator, self.device, self.world_size)
         self._d = data_parallel(self.discriminator, self.device, self.world_size)
@@ -146,6 +158,27 @@ class Trainer:
             else:
                 self.load_checkpoint()
 
+    # The first (for a single-style run: the only) style's parts, by their pre-library names.
+    @property
+    def style_images(self) -> ImageSet:
+        return self.styles.styles[0].images
+
+    @property
+    def style_sampler(self) -> CropSampler | None:
+        return self.styles.styles[0].sampler
+
+    @property
+    def style_grams(self) -> dict[str, torch.Tensor]:
+        return self.styles.styles[0].perceptual.target_grams
+
+    @property
+    def style_target_count(self) -> int:
+        return self.styles.styles[0].target_count
+
+    @property
+    def perceptual(self) -> PerceptualLoss:
+        return self.styles.styles[0].perceptual
+
     # ---- the training step ----------------------------------------------------------------
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -155,35 +188,50 @@ class Trainer:
 
     def optimize_parameters(self, step: int) -> dict[str, torch.Tensor]:
         """One training step on the batch of ``step``: G step with D frozen, then D step on the
-        detached fakes. Returns detached scalar losses (keys of :data:`LOSS_KEYS` that applied)."""
+        detached fakes. Returns detached scalar losses (keys of :data:`LOSS_KEYS` that applied).
+        A library trains style ``step mod S`` in this step (the generator and D conditioned on it)."""
         cfg = self.config
         content = self.content_sampler.batch(step).to(self.device, non_blocking=True,
                                                       memory_format=self.memory_format)
         adversarial = self.adversarial_active(step)
+        index = self.styles.index_for(step)
+        style = self.styles.styles[index]
+        condition = self.styles.condition(index, content.shape[0], self.device)
+        labels = self.styles.labels(index, content.shape[0], self.device)
 
         # -- generator step (D frozen: gradients flow through it to G but are not kept) --------
         self.discriminator.requires_grad_(False)
         with self._autocast():
-            fake = self._g(content)
+            fake = self._g(content) if condition is None else self._g(content, condition)
             feats = self.encoder(fake, (CONTENT_LAYER, *self.style_layers))
             with torch.no_grad():
                 target = self.encoder(content, (CONTENT_LAYER,))[CONTENT_LAYER]
         # Relative content error per image (so every photo counts the same, and N ranks × b
         # images give exactly the loss of one process with N·b images).
-        l_content, l_style = self.perceptual(feats, target)
+        l_content, l_style = style.perceptual(feats, target)
         l_tv = total_variation(fake.float())
         loss_g = cfg.lambda_content * l_content + cfg.lambda_style * l_style + cfg.lambda_tv * l_tv
         losses = {"content": l_content, "style": l_style, "tv": l_tv}
         if cfg.lambda_tone > 0:
             losses["tone"] = tone_loss(fake.float(), content, cfg.tone_pool)
             loss_g = loss_g + cfg.lambda_tone * losses["tone"]
+        if cfg.lambda_warp > 0:
+            # the same moves and noise for a given (seed, step): resuming stays exact
+            rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            theta = random_small_warps(content.shape[0], generator=rng)
+            noise = torch.randn(content.shape, generator=rng).to(self.device) * cfg.warp_noise
+            moved = (warp(content, theta) + noise).clamp(0, 1).contiguous(memory_format=self.memory_format)
+            with self._autocast():
+                fake_of_moved = self._g(moved) if condition is None else self._g(moved, condition)
+            losses["warp"] = warp_consistency_loss(fake_of_moved, fake.float(), theta)
+            loss_g = loss_g + cfg.lambda_warp * losses["warp"]
         if cfg.lambda_pixel > 0:
             losses["pixel"] = (fake.float() - content).abs().mean()
             loss_g = loss_g + cfg.lambda_pixel * losses["pixel"]
         if adversarial:
             with self._autocast():
                 # The unwrapped D: its parameters are frozen, so DDP has nothing to synchronise.
-                logits = self.discriminator(fake)
+                logits = self.discriminator(fake, labels)
             l_adv = sum(adversarial_loss(lg, True, cfg.adv_mode, for_discriminator=False)
                         for lg in logits) / len(logits)
             loss_g = loss_g + cfg.lambda_adv * l_adv
@@ -197,10 +245,10 @@ class Trainer:
         # -- discriminator step on real style crops vs. the detached fakes ---------------------
         if adversarial:
             self.discriminator.requires_grad_(True)
-            real = self.style_sampler.batch(step).to(self.device, non_blocking=True, memory_format=self.memory_format)
+            real = style.sampler.batch(step).to(self.device, non_blocking=True, memory_format=self.memory_format)
             n = real.shape[0]
-            with self._autocast():
-                logits = self._d(torch.cat([real, fake.detach()]))  # one pass: both halves, one DDP sync
+            with self._autocast():   # one pass: both halves, one DDP sync
+                logits = self._d(torch.cat([real, fake.detach()]), None if labels is None else torch.cat([labels] * 2))
             d_real = sum(adversarial_loss(lg[:n], True, cfg.adv_mode) for lg in logits) / len(logits)
             d_fake = sum(adversarial_loss(lg[n:], False, cfg.adv_mode) for lg in logits) / len(logits)
             loss_d = 0.5 * (d_real + d_fake)
@@ -230,8 +278,10 @@ class Trainer:
             atomic_write_json(self.run_dir / "options.json", config_to_dict(cfg))
             atomic_write_json(self.run_dir / "run_info.json", run_info(self))
             self.log.open(self.run_dir, self.step)
-            logger.info("training %s generator: %d content / %d style images, %dpx crops, batch %d×%d, device %s%s, "
-                        "step %d → %d", cfg.preset, len(self.content_images), len(self.style_images), cfg.image_size,
+            logger.info("training %s generator: %d content / %d style images%s, %dpx crops, batch %d×%d, device %s%s, "
+                        "step %d → %d", cfg.preset, len(self.content_images),
+                        sum(len(s.images) for s in self.styles.styles),
+                        f" in a library of {len(self.styles)} styles" if self.styles.library else "", cfg.image_size,
                         cfg.batch_size, self.world_size, self.device, " (bf16 autocast)" if self.amp else "",
                         self.step, cfg.steps)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.is_main and cfg.progress),
@@ -308,11 +358,26 @@ class Trainer:
         card = model_card(self.run_dir.name, self.ema_generator, training=training_facts(self),
                           images={"samples.png": "samples: style on the first row, then content | stylised"})
         atomic_write_bytes(model_dir / "README.md", card.encode())
+        if self.config.base:
+            self.export_style_file()
         info = run_info(self)
         info.update(steps=self.step, elapsed_s=round(self.elapsed_s, 1), final_losses=self.last_losses)
         atomic_write_json(self.run_dir / "run_info.json", info)
         logger.info("exported the EMA generator to %s", model_dir)
         return model_dir
+
+    def export_style_file(self) -> Path:
+        """With ``base``: the new style's norm parameters as a style file in ``RUN_DIR/style``."""
+        from .models import load_style_model
+        from .style_files import save_style_file
+
+        name = next(iter(self.config.style_info), None) or Path(self.config.style[0].rstrip("/\\")).stem
+        record = {"name": name, "source": Path(self.config.style[0]).name,
+                  **self.config.style_info.get(name, {})}
+        base = load_style_model(self.config.base).generator
+        folder = save_style_file(self.ema_generator, self.run_dir / "style", record, base)
+        logger.info("exported the style file '%s' (for --styles-from) to %s", name, folder)
+        return folder
 
     # ---- checkpoints ------------------------------------------------------------------------
     @property
@@ -336,7 +401,8 @@ class Trainer:
             "world_size": self.world_size, "options": config_to_dict(self.config),
             "optimizers": optimizers, "rng": rng_state(),
             "data": {"content": self.content_sampler.state_dict(),
-                     "style": self.style_sampler and self.style_sampler.state_dict()},
+                     "style": ([s.sampler.state_dict() for s in self.styles.styles] if self.styles.library
+                               else self.style_sampler and self.style_sampler.state_dict())},
             "last_losses": self.last_losses,
         }
         return tensors, state

@@ -21,7 +21,8 @@ PREVIEW_MAX_SIDE = 512
 # where the example workflows' Load Image nodes find them.
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "weights" / "samples"
 SAMPLE_IMAGES = {"ganstyle_photo.jpg": "photo.jpg", "ganstyle_painting.jpg": "painting.jpg",
-                 "ganstyle_painting2.jpg": "painting2.jpg"}
+                 "ganstyle_painting2.jpg": "painting2.jpg",
+                 "ganstyle_mask.png": "mask.png"}
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,20 @@ def model_dirs(kind: str) -> list[Path]:
         return [Path(env) / MODEL_FOLDERS[kind]] if env else []
     register_model_folders()
     return [Path(p) for p in fp.get_folder_paths(MODEL_FOLDERS[kind])]
+
+
+def find_in_model_dirs(kind: str, name: str) -> Path:
+    """``name`` in the models folders of ``kind`` (the first that has it), or ``name`` itself as a
+    path; a missing one is an error naming where it was looked for."""
+    from ..core.errors import InputError
+
+    for folder in model_dirs(kind):
+        if (folder / name).exists():
+            return folder / name
+    if Path(name).expanduser().exists():
+        return Path(name).expanduser()
+    looked = ", ".join(str(f) for f in model_dirs(kind)) or "(no models folder)"
+    raise InputError(f"'{name}' not found in {looked}, nor as a path")
 
 
 def list_local(kind: str) -> list[str]:

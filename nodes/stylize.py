@@ -8,7 +8,7 @@ from ..core.generator import StyleGenerator
 from ..core.hub import registry_names
 from ..core.images import bchw_to_comfy, comfy_to_bchw
 from ..core.model_copies import release_device_copies
-from ..core.models import StyleModel, default_style_model, load_style_model, local_style_models
+from ..core.models import StyleModel, default_style_model, load_style_model, local_style_models, with_added_styles
 from ..core.stylize import StylizeOptions, stylize
 from . import comfy_env
 from .options import option_inputs, options_from_inputs
@@ -18,6 +18,17 @@ STYLIZE_REQUIRED = ("strength", ("preserve_color", "color_mode"))
 STYLIZE_OPTIONAL = ("tile_size", "precision", ("large_image_statistics", "tile_statistics"))
 STYLIZE_WIDGETS = {"strength": {"step": 0.05}, "tile_size": {"step": 64}}
 NO_MODELS = "(no style models: put one in models/style_transfer or set hub_repo)"
+# For style libraries (several styles in one model); appended after the options, in this order.
+LIBRARY_INPUTS = {
+    "style": ("STRING", {"default": "", "tooltip": "Style libraries only: the style to apply, a name (the model "
+                         "card lists them) or a blend such as 'story:0.7, maps:0.3'. With masks: the style of "
+                         "what no mask covers. Empty = the library's first style."}),
+    "mask": ("MASK", {"tooltip": "Style libraries only: a region (white = 1; soft edges blend, any size) that "
+                      "gets mask_style, in the same single pass."}),
+    "mask_style": ("STRING", {"default": "", "tooltip": "The style (or blend) for mask."}),
+    "mask_2": ("MASK", {"tooltip": "A second region, for mask_style_2."}),
+    "mask_style_2": ("STRING", {"default": "", "tooltip": "The style (or blend) for mask_2."}),
+}
 # Our own link type and names: ComfyUI's core has a "Load Style Model" (StyleModelLoader) whose
 # output type is STYLE_MODEL (Flux Redux / T2I style adapters), a different kind of model.
 MODEL_TYPE = "GANSTYLE_MODEL"
@@ -65,6 +76,9 @@ class LoadStyleModel:
             "hub_repo": ("STRING", {"default": "", "tooltip": "Optional Hugging Face Hub repo 'org/name' or "
                                                               "'org/name@revision'. When set, it is loaded instead "
                                                               "of 'model' and cached in models/style_transfer/hub."}),
+            "styles_from": ("STRING", {"default": "", "tooltip": "Style libraries only: style files to add (folders "
+                                       "written by 'ganstyle train --base', in models/style_transfer or full paths), "
+                                       "separated by commas. Their names become choices of GAN Stylize's style."}),
         }}
 
     RETURN_TYPES = (MODEL_TYPE,)
@@ -76,14 +90,16 @@ class LoadStyleModel:
                    "nothing is executed) from the registry, models/style_transfer or the Hugging Face Hub.")
 
     @comfy_env.reports_user_errors
-    def load(self, model, hub_repo=""):
+    def load(self, model, hub_repo="", styles_from=""):
         ref = (hub_repo or "").strip() or model
         if ref == NO_MODELS:
             raise GanstyleError("no style model selected: put a model folder (model.safetensors + "
                                 "config.json) in models/style_transfer, or set hub_repo")
-        return (load_style_model(ref, device=comfy_env.offload_device(), dtype=torch.float32,
-                                 cache_dir=comfy_env.hub_cache_dir(),
-                                 search_dirs=comfy_env.model_dirs("style")),)
+        loaded = load_style_model(ref, device=comfy_env.offload_device(), dtype=torch.float32,
+                                  cache_dir=comfy_env.hub_cache_dir(), search_dirs=comfy_env.model_dirs("style"))
+        folders = [comfy_env.find_in_model_dirs("style", name.strip())
+                   for name in (styles_from or "").split(",") if name.strip()]
+        return (with_added_styles(loaded, folders),)
 
 
 class GANStylize:
@@ -93,7 +109,7 @@ class GANStylize:
             "style_model": (MODEL_TYPE, {"tooltip": f"From {LOADER_NAME} (not ComfyUI's core Load Style Model)."}),
             "images": ("IMAGE", {"tooltip": "Images to stylise (a batch; any size)."}),
             **option_inputs(StylizeOptions, STYLIZE_REQUIRED, STYLIZE_WIDGETS),
-        }, "optional": option_inputs(StylizeOptions, STYLIZE_OPTIONAL, STYLIZE_WIDGETS)}
+        }, "optional": {**option_inputs(StylizeOptions, STYLIZE_OPTIONAL, STYLIZE_WIDGETS), **LIBRARY_INPUTS}}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
@@ -118,11 +134,13 @@ class GANStylize:
         return True
 
     @comfy_env.reports_user_errors
-    def stylize(self, style_model, images, **inputs):
+    def stylize(self, style_model, images, style="", mask=None, mask_style="", mask_2=None, mask_style_2="",
+                **inputs):
         if not isinstance(style_model, (StyleModel, StyleGenerator)):
             kind = type(style_model)
             raise GanstyleError(not_our_model(f"{kind.__module__}.{kind.__qualname__}"))
         options = options_from_inputs(StylizeOptions, STYLIZE_REQUIRED + STYLIZE_OPTIONAL, inputs)
+        choice = style_choice(style_model, style, [(mask, mask_style, "mask"), (mask_2, mask_style_2, "mask_2")])
         x = comfy_to_bchw(images)
         bar = comfy_env.Progress(1)
 
@@ -136,11 +154,31 @@ class GANStylize:
         # The model stays on the offload device; stylize() makes the device copy, dropped after
         # the run so nothing is left on the GPU (CUDA graphs only pay off when kept, so: off).
         try:
-            out = stylize(style_model, x, **options.stylize_kwargs(), device=comfy_env.torch_device(),
+            out = stylize(style_model, x, **options.stylize_kwargs(), **choice, device=comfy_env.torch_device(),
                           progress=progress, cuda_graphs=False)
         finally:
             release_device_copies(style_model)
         return (bchw_to_comfy(out),)
+
+
+def style_choice(style_model, style: str, masks: list) -> dict:
+    """The node's style inputs → ``stylize(style=…, masks=…)``. A library with no style given gets
+    its first style; a single-style model ignores empty style inputs and refuses others."""
+    generator = getattr(style_model, "generator", style_model)
+    regions = []
+    for mask, spec, name in masks:
+        if mask is None:
+            continue
+        if not (spec or "").strip():
+            raise GanstyleError(f"{name} is connected but {name.replace('mask', 'mask_style')} is empty: name the "
+                                f"style for that region")
+        regions.append((mask.float().cpu(), spec))
+    style = (style or "").strip()
+    if not generator.config.num_styles and not style and not regions:
+        return {}
+    if generator.config.num_styles and not style:
+        style = generator.style_names[0]
+    return {"style": style, "masks": regions}
 
 
 NODE_CLASS_MAPPINGS = {"LoadStyleModel": LoadStyleModel, "GANStylize": GANStylize}

@@ -12,7 +12,7 @@ import torch
 
 import ganstyle
 
-from helpers import fill_hub_cache, synthetic_painting, synthetic_photo, write_vgg
+from helpers import fill_hub_cache, synthetic_painting, synthetic_photo, tiny_generator, write_vgg
 
 ROOT = Path(__file__).resolve().parent.parent
 API_FILES = sorted((ROOT / "example_workflows" / "api").glob("*.json"))
@@ -28,6 +28,14 @@ class LoadImage:  # stand-in for ComfyUI's core node of the same name (same inpu
         return img.permute(0, 2, 3, 1), torch.zeros(img.shape[0], *img.shape[-2:])
 
 
+class LoadImageMask:  # stand-in for ComfyUI's core node (a MASK from one channel of an image)
+    RETURN_TYPES = ("MASK",)
+    MASKS = {}
+
+    def load_image(self, image, channel):
+        return (self.MASKS[image],)
+
+
 class SaveImage:
     RETURN_TYPES = ()
     saved = []
@@ -38,6 +46,7 @@ class SaveImage:
 
 
 CORE_NODES = {"LoadImage": (LoadImage, "load_image", {"image"}),
+              "LoadImageMask": (LoadImageMask, "load_image", {"image", "channel"}),
               "SaveImage": (SaveImage, "save_images", {"images", "filename_prefix"})}
 
 
@@ -102,8 +111,15 @@ def tiny_world(tmp_path, monkeypatch):
     LoadImage.IMAGES = {"ganstyle_photo.jpg": synthetic_photo(40, 56),
                         "ganstyle_painting.jpg": synthetic_painting(48, 48),
                         "ganstyle_painting2.jpg": synthetic_painting(32, 40, seed=7)}
+    mask = torch.zeros(1, 20, 28)
+    mask[..., 10:] = 1.0
+    LoadImageMask.MASKS = {"ganstyle_mask.png": mask}
     SaveImage.saved = []
     monkeypatch.setenv("GANSTYLE_MODELS_DIR", str(tmp_path / "models"))
+    # a tiny style library under the shipped library's name (used where the registry lacks it)
+    library = tiny_generator(styles=tuple({"name": n} for n in
+                                          ("elephants", "story", "sketches", "maps", "engraving", "seasons")))
+    library.save_pretrained(tmp_path / "models" / "style_transfer" / "library-fast")
 
 
 def test_there_are_three_workflows_in_both_formats():

@@ -11,6 +11,7 @@ COMMANDS = {
     "demo": "demo",
     "train": "train",
     "stylize": "stylize",
+    "sheet": "sheet",
     "push": "hub",
     "pull": "hub",
     "models": "hub",

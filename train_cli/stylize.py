@@ -37,11 +37,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="keep the input's colours: 'luminance' (the default when the flag is given without "
                         "a value) or 'histogram'; 'none' keeps the style's colours "
                         f"(default {StylizeOptions.color_mode})")
+    p.add_argument("--style", default=None, metavar="SPEC",
+                   help="for a style library: the style to apply, a name or a blend such as 'story:0.7, maps:0.3' "
+                        "(with --mask: the style of what no mask covers); 'ganstyle sheet' shows every style")
+    p.add_argument("--mask", action="append", default=[], metavar="MASK=SPEC",
+                   help="for a style library: an image whose brightness (0-1, any size, soft edges blend) marks a "
+                        "region, and the style for it, e.g. --mask sky.png=maps; repeatable; one pass for all")
     p.add_argument("--tile", default="auto", metavar="auto|none|PX",
                    help="tile side in pixels; 'auto' tiles only images that do not fit in memory, 'none' "
                         "never tiles (default auto)")
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps… (default auto)")
+    p.add_argument("--styles-from", action="append", default=[], metavar="DIR",
+                   help="add a style file (a folder written by 'ganstyle train --base LIBRARY', or pulled from the "
+                        "Hub) to the style library given by --model; repeatable")
     p.add_argument("--cache-dir", metavar="DIR", default=None,
                    help="Hugging Face cache folder for Hub models (default: the standard HF cache)")
     p.add_argument("--overwrite", action="store_true",
@@ -70,6 +79,37 @@ def parse_tile(text: str):
     if tile < 1:
         raise InputError(f"--tile must be positive, got {tile}")
     return tile
+
+
+def parse_mask(text: str):
+    """``MASK=SPEC`` → (mask (H, W) float in [0, 1]: the image's luminance, or its alpha when it has
+    one, spec)."""
+    from ..core.errors import InputError
+
+    path, sep, spec = text.rpartition("=")
+    if not sep or not path or not spec.strip():
+        raise InputError(f"--mask expects MASK_IMAGE=STYLE, e.g. sky.png=maps; got '{text}'")
+    return load_mask(path), spec.strip()
+
+
+def load_mask(path: str):
+    """A mask image → (H, W) float32 in [0, 1]: its alpha channel if it has one, else its luminance."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ..core.errors import InputError
+
+    try:
+        with Image.open(Path(path).expanduser()) as im:
+            im.load()
+            band = im.getchannel("A") if "A" in im.getbands() else im.convert("L")
+            array = np.asarray(band, dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise InputError(f"mask image not found: {path}") from None
+    except Exception as e:
+        raise InputError(f"{path}: cannot read the mask image ({type(e).__name__}: {e})") from None
+    return torch.from_numpy(array.copy())
 
 
 def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
@@ -121,7 +161,7 @@ def plan_outputs(pairs: list[tuple[Path, Path]], out: Path) -> list[tuple[Path, 
 def main(args) -> int:
     from ..core.device import resolve_device
     from ..core.errors import InputError
-    from ..core.models import default_style_model, load_style_model
+    from ..core.models import default_style_model, load_style_model, with_added_styles
     from ..core.stylize import StylizeOptions, stylize
     from .options import options_from_args
 
@@ -136,9 +176,10 @@ def main(args) -> int:
     ref = args.model or default_style_model()
     if ref is None:
         raise InputError("no default style model in weights/registry.json; pass --model REF")
-    model = load_style_model(ref, device=device, cache_dir=args.cache_dir)
+    model = with_added_styles(load_style_model(ref, device=device, cache_dir=args.cache_dir), args.styles_from)
     print(f"model: {model.name} ({model.config.preset}, {model.source}) on {device}", file=sys.stderr)
-    settings = {**StylizeOptions(**options_from_args(args, StylizeOptions)).stylize_kwargs(), "tile": tile}
+    settings = {**StylizeOptions(**options_from_args(args, StylizeOptions)).stylize_kwargs(), "tile": tile,
+                "style": args.style, "masks": [parse_mask(text) for text in args.mask]}
     skipped = stylize_files(plan, lambda image: stylize(model, image, device=device, **settings))
     written = len(plan) - len(skipped)
     if skipped:

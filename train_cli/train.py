@@ -21,18 +21,20 @@ from .options import add_config_arguments, field_doc, options_from_args
 
 # How the flags are presented; what they are comes from TrainConfig.
 GROUPS = {
-    "data": ("content", "style", "out", "image_size", "content_size", "crop_scale_min", "color_jitter", "style_size",
-             "style_target_images", "content_scale"),
+    "data": ("content", "style", "styles", "out", "image_size", "content_size", "crop_scale_min", "color_jitter",
+             "style_size", "style_target_images", "content_scale"),
     "optimisation": ("steps", "batch_size", "lr_g", "lr_d", "beta1_g", "beta1_d", "lambda_content", "lambda_style",
-                     "lambda_tone", "tone_pool", "lambda_adv", "lambda_tv", "lambda_pixel", "style_layer_weights",
+                     "lambda_tone", "tone_pool", "lambda_adv", "lambda_tv", "lambda_pixel", "lambda_warp", "warp_noise",
+                     "style_layer_weights",
                      "warmup_steps", "adv_mode", "ema_decay", "seed"),
-    "models": ("preset", "init_from", "d_channels", "d_layers", "d_scales", "spectral_norm", "encoder"),
+    "models": ("preset", "init_from", "base", "d_channels", "d_layers", "d_scales", "spectral_norm", "encoder"),
     "run": ("device", "mixed_precision", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
             "num_previews", "export_fp16", "progress"),
 }
 FLAGS = {"batch_size": ("--batch-size", "--batch"), "num_previews": ("--previews",)}
-METAVARS = {"content": "PATH", "style": "PATH", "out": "RUN_DIR", "image_size": "PX", "style_size": "PX",
-            "content_size": "PX", "init_from": "MODEL", "crop_scale_min": "S", "color_jitter": "J", "tone_pool": "PX",
+METAVARS = {"content": "PATH", "style": "PATH", "styles": "[NAME=]PATH", "out": "RUN_DIR", "image_size": "PX",
+            "style_size": "PX", "content_size": "PX", "init_from": "MODEL", "crop_scale_min": "S", "color_jitter": "J",
+            "tone_pool": "PX",
             "style_target_images": "N", "content_scale": "X", "style_layer_weights": "W", "encoder": "REF",
             "batch_size": "N", "num_previews": "N"}
 
@@ -47,8 +49,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "shipped base with --init-from base-fast). Writes options, a loss "
                     "log, sample grids and checkpoints to --out, and exports the EMA generator to "
                     "OUT/model. Works unchanged under torchrun (DistributedDataParallel).")
-    groups = add_config_arguments(p, TrainConfig, groups=GROUPS, exclude=("generator",), flags=FLAGS,
+    groups = add_config_arguments(p, TrainConfig, groups=GROUPS, exclude=("generator", "style_info"), flags=FLAGS,
                                   metavars=METAVARS, required=("out",))
+    groups["data"].add_argument("--style-info", metavar="FILE",
+                                help=f"{field_doc(TrainConfig, 'style_info')}, read from this JSON file")
     groups["models"].add_argument("--generator", action="extend", nargs="+", metavar="FIELD=VALUE",
                                   help=f"{field_doc(TrainConfig, 'generator')}, e.g. --generator num_residual_blocks=3 "
                                        f"base_channels=24")
@@ -66,6 +70,13 @@ def given_options(args: argparse.Namespace) -> dict:
 
     given = options_from_args(args, TrainConfig)
     given.pop("generator", None)
+    given.pop("style_info", None)
+    if getattr(args, "style_info", None):
+        path = Path(args.style_info).expanduser()
+        try:
+            given["style_info"] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"--style-info {path}: cannot read it as JSON ({e})") from None
     if args.generator:
         overrides = {}
         for item in args.generator:
@@ -99,7 +110,7 @@ def build_config(args: argparse.Namespace):
         return config
     config = TrainConfig(**given)
     required = [("--content", "content")] + ([("--style", "style")] if config.needs_style else [])
-    missing = [flag for flag, field in required if field not in given]
+    missing = [flag for flag, field in required if field not in given and not (field == "style" and "styles" in given)]
     if missing:
         raise InputError(f"{' and '.join(missing)} required to start a new run in {args.out}")
     return config

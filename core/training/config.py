@@ -38,6 +38,20 @@ class TrainConfig:
                                              "(an artist's works, illustrations, frames). The style target is "
                                              "their averaged Gram matrix and the discriminator's real samples "
                                              "are crops of them")
+    styles: tuple[str, ...] = bounded((), legacy=(),
+                                      doc="train a style library instead: one style per entry, NAME=PATH or PATH "
+                                          "(named after the file or folder; a folder is a domain). The styles "
+                                          "share the generator's convolutions and each gets its own norm "
+                                          "parameters; the discriminator is conditioned on the style")
+    base: str = bounded("", legacy="",
+                        doc="add a style to this style library (registry name, folder or Hub repo): only the new "
+                            "style's norm parameters train, the library's convolutions stay frozen, so it converges "
+                            "in minutes; exports model/ (the style as a model of its own) and style/ (a style file "
+                            "of a few KB that --styles-from adds to the library)")
+    style_info: dict = field(default_factory=dict,
+                             metadata={"doc": "what the model records about each style of a library (--styles) or "
+                                              "about the new style (--base): {NAME: {source, licence, author}}",
+                                       "legacy": {}})
     out: str = bounded("", doc="run folder: options.json, losses.csv, samples/, checkpoints/, model/")
     preset: str = bounded("fast", choices=tuple(PRESETS),
                           doc="generator architecture: 'johnson' (Johnson et al. 2016) or 'fast'")
@@ -62,6 +76,12 @@ class TrainConfig:
                                   doc="weight of the L1 distance to the input photo; with --lambda-style 0 and "
                                       "--lambda-adv 0 this trains a base generator (a content-preserving start "
                                       "for --init-from)")
+    lambda_warp: float = bounded(0.0, 0.0, 1e6, legacy=0.0,
+                                 doc="weight of the warp/noise robustness term (Wang et al. 2020): the result of a "
+                                     "slightly moved, noisy photo should be the moved result; steadier video, "
+                                     "one more generator pass per step")
+    warp_noise: float = bounded(0.02, 0.0, 1.0, legacy=0.02, doc="std of the noise added to the moved photo "
+                                                                 "of the warp term (0-1 scale)")
     init_from: str = bounded("", legacy="",
                              doc="fine-tune from this generator (a model folder, registry name or Hub repo): "
                                  "its architecture replaces --preset/--generator, and a new style then needs "
@@ -109,7 +129,7 @@ class TrainConfig:
     progress: bool = bounded(True, doc="show a tqdm progress bar")
 
     def __post_init__(self):
-        for name in ("content", "style"):
+        for name in ("content", "style", "styles"):
             value = getattr(self, name)
             if isinstance(value, (str, os.PathLike)):
                 value = (value,)
@@ -119,8 +139,17 @@ class TrainConfig:
     def validate(self) -> None:
         if not self.content:
             raise ValueError("field 'content' is empty: give a folder of content photos (--content DIR)")
-        if not self.style and self.needs_style:
-            raise ValueError("field 'style' is empty: give a style image or folder (--style PATH_OR_DIR)")
+        if self.style and self.styles:
+            raise ValueError("fields 'style' and 'styles' are both given: --style trains one style (its images "
+                             "blended), --styles a library (one style per entry); choose one")
+        if not self.style and not self.styles and self.needs_style:
+            raise ValueError("field 'style' is empty: give a style image or folder (--style PATH_OR_DIR), or "
+                             "several styles for a library (--styles A.jpg B.jpg …)")
+        if self.base and (self.styles or self.init_from):
+            raise ValueError("field 'base' (add one style to a library) goes with --style, not with --styles or "
+                             "--init-from")
+        if not isinstance(self.style_info, dict) or not all(isinstance(v, dict) for v in self.style_info.values()):
+            raise ValueError(f"field 'style_info' must map style names to objects, got {self.style_info!r}")
         if not self.out:
             raise ValueError("field 'out' is empty: give a run folder (--out RUN_DIR)")
         if len(self.style_layer_weights) != len(STYLE_LAYERS):
@@ -147,13 +176,15 @@ class TrainConfig:
     def discriminator_config(self) -> DiscriminatorConfig:
         return DiscriminatorConfig(base_channels=self.d_channels, max_channels=8 * self.d_channels,
                                    num_layers=self.d_layers, num_scales=self.d_scales,
-                                   spectral_norm=self.spectral_norm)
+                                   spectral_norm=self.spectral_norm, num_styles=len(self.styles))
 
     def shareable(self, *, local_encoder: str) -> dict:
         """The options for a model card: local paths stay private when the folder is shared, so
         only their last component is shown, and ``local_encoder`` stands for an encoder file."""
         shown = config_to_dict(self)
         shown.update(content=[Path(p).name for p in self.content], style=[Path(p).name for p in self.style],
+                     styles=[Path(p).name if "=" not in p else p.split("=", 1)[0] + "=" + Path(p.split("=", 1)[1]).name
+                             for p in self.styles],
                      out=Path(os.path.expanduser(self.out)).name)
         if Path(self.encoder).exists():
             shown["encoder"] = local_encoder

@@ -9,6 +9,7 @@ from ..config import config_to_dict
 from ..data import ImageSet, preview_images
 from ..images import image_grid
 from ..model_card import TrainingFacts, describe_images
+from .styles import parse_style_entry
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -28,7 +29,9 @@ def run_info(trainer: Trainer) -> dict:
         "discriminator": config_to_dict(trainer.discriminator.config),
         "parameters": {"generator": _count(trainer.generator), "discriminator": _count(trainer.discriminator)},
         "data": {"content": _data_info(trainer.content_images), "style": _data_info(trainer.style_images),
-                 "style_target_images": trainer.style_target_count},
+                 "style_target_images": trainer.style_target_count,
+                 **({"styles": {s.name: {**_data_info(s.images), "style_target_images": s.target_count}
+                                for s in trainer.styles.styles}} if trainer.styles.library else {})},
         "style_layer_weights_effective": {k: trainer.perceptual.layer_weights.get(k, 0.0)
                                           for k in trainer.style_layers},
     }
@@ -37,14 +40,13 @@ def run_info(trainer: Trainer) -> dict:
 def training_facts(trainer: Trainer) -> TrainingFacts:
     """What the model card of a run's exported model says about the run."""
     cfg = trainer.config
-    content, style = trainer.content_images, trainer.style_images
+    content = trainer.content_images
     return TrainingFacts(
         steps=trainer.step, global_batch=cfg.batch_size * trainer.world_size, world_size=trainer.world_size,
         image_size=cfg.image_size, device=str(trainer.device), precision="bf16 autocast" if trainer.amp else "fp32",
         minutes=trainer.elapsed_s / 60, encoder=f"{trainer.encoder.arch} `{trainer.encoder.identity}`",
         data={"content": describe_images(len(content), len(content.skipped), cfg.content),
-              "style": describe_images(len(style), len(style.skipped), cfg.style) if cfg.needs_style
-              else "none (a base generator: no style loss, no discriminator)"},
+              "style": _style_data(trainer)},
         final_losses=trainer.last_losses, options=cfg.shareable(local_encoder=trainer.encoder.arch))
 
 
@@ -53,17 +55,36 @@ def sample_grid(trainer: Trainer) -> torch.Tensor:
     """(3, H, W) grid: style images on the first row, then content | EMA-stylised pairs."""
     cfg = trainer.config
     count = max(1, cfg.num_previews)
-    style = trainer.style_images
-    rows = [[style.as_float(i) for i in range(min(4, len(style)))]]
+    if trainer.styles.library:   # one column per style: its first image above its results
+        rows = [[s.images.as_float(0) for s in trainer.styles.styles]]
+    else:
+        style = trainer.style_images
+        rows = [[style.as_float(i) for i in range(min(4, len(style)))]]
     rows = [r for r in rows if r]   # a base-generator run has no style images
     if cfg.content_size:    # at the size it is trained for (the photos' cached size)
         previews = [trainer.content_images.as_float(i) for i in range(min(count, len(trainer.content_images)))]
     else:
         previews = preview_images(trainer.content_images, count, cfg.image_size)
     for img in previews:
-        out = trainer.ema_generator(img.to(trainer.device)).float().cpu()
-        rows.append([img, out])
+        img_d = img.to(trainer.device)
+        if trainer.styles.library:
+            eye = torch.eye(len(trainer.styles), device=trainer.device)
+            rows.append([img] + [trainer.ema_generator(img_d, eye[i:i + 1]).float().cpu()
+                                 for i in range(len(trainer.styles))])
+        else:
+            rows.append([img, trainer.ema_generator(img_d).float().cpu()])
     return image_grid(rows, height=384 if cfg.content_size else 256)
+
+
+def _style_data(trainer: Trainer) -> str:
+    cfg = trainer.config
+    if not cfg.needs_style:
+        return "none (a base generator: no style loss, no discriminator)"
+    if not trainer.styles.library:
+        style = trainer.style_images
+        return describe_images(len(style), len(style.skipped), cfg.style)
+    return "; ".join(f"{s.name}: {describe_images(len(s.images), len(s.images.skipped), [parse_style_entry(e)[1]])}"
+                     for s, e in zip(trainer.styles.styles, cfg.styles))
 
 
 def _count(module: torch.nn.Module) -> int:

@@ -15,7 +15,7 @@ import torch
 from ..io import atomic_write_bytes
 from .distributed import all_reduce_sum
 
-LOSS_KEYS = ("loss_g", "content", "style", "tv", "tone", "pixel", "adv_g", "loss_d", "d_real", "d_fake")
+LOSS_KEYS = ("loss_g", "content", "style", "tv", "tone", "pixel", "warp", "adv_g", "loss_d", "d_real", "d_fake")
 
 
 class LossLog:

@@ -1,25 +1,28 @@
 """What a run is built from: its data, its style target and the generator it starts from."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
 from ..data import CropSampler, ImageSet, load_image_set
+from ..errors import ConfigError
 from ..features import compute_style_features
 from ..generator import StyleGenerator
 from ..vgg import STYLE_LAYERS, VGGEncoder
 from .config import TrainConfig
+from .styles import library_entries, load_style_sources
 
 
 @dataclass
 class TrainingData:
-    """Decoded images and their crop samplers. A base-generator run (no style loss and no
-    discriminator) has an empty ``style_images`` and no ``style_sampler``."""
+    """Decoded content images and their crop sampler, and each style's (name, images, sampler):
+    one for a single-style run, one per entry of ``TrainConfig.styles`` for a library, none for a
+    base-generator run (no style loss and no discriminator)."""
     content_images: ImageSet
     content_sampler: CropSampler
-    style_images: ImageSet
-    style_sampler: CropSampler | None
+    styles: list[tuple[str, ImageSet, CropSampler]]
 
 
 def load_training_data(config: TrainConfig, *, rank: int, world_size: int, warn: bool) -> TrainingData:
@@ -34,13 +37,8 @@ def load_training_data(config: TrainConfig, *, rank: int, world_size: int, warn:
                                  short_side=round(config.content_scale * size))
     content_sampler = CropSampler(content, size, config.batch_size, seed=config.seed, stream="content", rank=rank,
                                   world_size=world_size, scale_min=config.crop_scale_min, jitter=config.color_jitter)
-    if not config.needs_style:
-        return TrainingData(content, content_sampler, ImageSet([], [], what="style images"), None)
-    style = load_image_set(config.style, what="style images", warn=warn, long_side=config.style_size,
-                           min_short_side=size)
-    style_sampler = CropSampler(style, size, config.batch_size, seed=config.seed, stream="style", rank=rank,
-                                world_size=world_size)
-    return TrainingData(content, content_sampler, style, style_sampler)
+    return TrainingData(content, content_sampler,
+                        load_style_sources(config, rank=rank, world_size=world_size, warn=warn))
 
 
 def style_target(encoder: VGGEncoder, style_images: ImageSet, config: TrainConfig,
@@ -60,11 +58,34 @@ def style_target(encoder: VGGEncoder, style_images: ImageSet, config: TrainConfi
 
 def initial_generator(config: TrainConfig) -> StyleGenerator:
     """A fresh generator of the configured architecture (seeded by the caller), or, with
-    ``init_from``, a float32 copy of that model (its own architecture) to fine-tune."""
+    ``init_from``, a float32 copy of that model (its own architecture) to fine-tune. A library run
+    (``config.styles``) gets a library: from a single-style ``init_from`` every style starts at
+    its norm parameters; a library ``init_from`` must hold the same styles."""
+    entries = library_entries(config) if config.styles else []
+    if config.base:   # a new style for a library: start from the mix of its styles
+        from ..models import load_style_model
+        library = load_style_model(config.base, use_cache=False).generator
+        if not library.config.num_styles:
+            raise ConfigError(f"--base {config.base} is a single-style model; --base takes a style library")
+        start = library.mixed(torch.full((library.config.num_styles,), 1.0 / library.config.num_styles))
+        return start.float().requires_grad_(True)
     if not config.init_from:
-        return StyleGenerator(config.generator_config())
+        generator_config = config.generator_config()
+        if entries:
+            generator_config = dataclasses.replace(generator_config, styles=tuple(entries))
+        return StyleGenerator(generator_config)
     from ..models import load_style_model
     base = load_style_model(config.init_from, use_cache=False).generator
-    generator = StyleGenerator(base.config)
+    if entries and not base.config.num_styles:
+        return StyleGenerator.library_from(base, entries)
+    if entries and base.style_names != [e["name"] for e in entries]:
+        raise ConfigError(f"--init-from {config.init_from} is a library of {base.style_names}; a library run "
+                          f"fine-tuning it must train the same styles in the same order, not "
+                          f"{[e['name'] for e in entries]}")
+    if not entries and base.config.num_styles:
+        raise ConfigError(f"--init-from {config.init_from} is a style library; train a library (--styles) or add "
+                          f"a style to it (--base), or start a single-style model from a single-style one")
+    config_ = dataclasses.replace(base.config, styles=tuple(entries)) if entries else base.config
+    generator = StyleGenerator(config_)
     generator.load_state_dict({k: v.float() for k, v in base.state_dict().items()})
     return generator

@@ -55,3 +55,18 @@ def test_adversarial_losses_prefer_correct_answers(mode):
     assert gen(good_real, True, for_discriminator=False) < gen(bad_real, True, for_discriminator=False)
     with pytest.raises(ValueError, match="wgan"):
         AdversarialLoss("wgan")
+
+
+def test_small_warps_are_small_reproducible_and_the_consistency_loss_sees_a_mismatch():
+    from ganstyle.core.losses import random_small_warps, warp, warp_consistency_loss
+
+    a = random_small_warps(4, generator=torch.Generator().manual_seed(3))
+    b = random_small_warps(4, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b)
+    assert (a - torch.eye(2, 3)).abs().max() < 0.05          # a couple of degrees, a few percent
+    image = torch.linspace(0, 1, 32).expand(1, 3, 32, 32).contiguous()
+    moved = warp(image, a[:1])
+    assert 1e-4 < (moved - image).abs().mean() < 0.05
+    # a "generator" that commutes with the warp (the identity) has zero loss; one that does not, more
+    assert float(warp_consistency_loss(moved, image, a[:1])) < 1e-10
+    assert float(warp_consistency_loss(image, image, a[:1])) > 1e-6

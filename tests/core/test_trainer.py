@@ -288,3 +288,17 @@ def test_bad_data_fails_before_training(data, vgg16, tmp_path):
     with pytest.raises(InputError, match=r"no usable content images in .*empty"):
         Trainer(tiny_config(data, tmp_path / "run", content=str(tmp_path / "empty")), encoder=vgg16)
     assert not (tmp_path / "run").exists()
+
+
+def test_warp_term_is_logged_and_trains(data, vgg16, tmp_path):
+    trainer = Trainer(tiny_config(data, tmp_path / "run", steps=3, lambda_warp=10.0), encoder=vgg16)
+    trainer.train()
+    rows = read_log(tmp_path / "run")
+    assert all(float(r["warp"]) > 0 for r in rows)
+    off = read_log_of(Trainer(tiny_config(data, tmp_path / "off", steps=1), encoder=vgg16), tmp_path / "off")
+    assert off[0]["warp"] == ""
+
+
+def read_log_of(trainer, run_dir):
+    trainer.train()
+    return read_log(run_dir)

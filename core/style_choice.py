@@ -1,0 +1,144 @@
+"""Which styles of a style library to apply: one, a blend, or different ones in masked regions.
+
+A library (:class:`~ganstyle.core.generator.StyleGenerator` with ``config.styles``) holds one set
+of instance-norm scales and shifts per style over shared convolutions. Because instance norm's
+affine step is linear in those parameters:
+
+- a **blend** of styles is the single-style generator whose parameters are the weighted mix
+  (:meth:`StyleGenerator.mixed`): exactly as fast as any single-style model;
+- **regions**: per-pixel style weights (from masks, soft edges allowed) travel as extra input
+  channels; each norm layer averages them down to its resolution and mixes the parameters per
+  pixel. Only the styles in use are kept (:meth:`StyleGenerator.subset`), so a 2-style mask costs
+  two weight channels whatever the library's size, and the transition at a region border is as
+  smooth as the network's receptive field (no seam, one pass).
+
+Style specs are written ``"story"``, ``"story:0.7, maps:0.3"`` or given as ``{name: weight}``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+from .generator import StyleGenerator
+
+StyleSpec = str | Mapping[str, float]
+
+
+def parse_style_spec(spec: StyleSpec) -> dict[str, float]:
+    """``"a"`` → {a: 1}; ``"a:0.7, b:0.3"`` → {a: 0.7, b: 0.3}; a mapping is checked and copied.
+
+    >>> parse_style_spec("story:0.7, maps:0.3")
+    {'story': 0.7, 'maps': 0.3}
+    """
+    if isinstance(spec, Mapping):
+        items = list(spec.items())
+    else:
+        items = []
+        for part in str(spec).split(","):
+            if not part.strip():
+                continue
+            name, sep, weight = part.partition(":")
+            try:
+                items.append((name.strip(), float(weight) if sep else 1.0))
+            except ValueError:
+                raise InputError(f"style '{part.strip()}': the weight after ':' must be a number") from None
+    if not items:
+        raise InputError(f"no style named in {spec!r}: give a style name, or NAME:WEIGHT pairs separated by commas")
+    weights: dict[str, float] = {}
+    for name, weight in items:
+        if not name:
+            raise InputError(f"style spec {spec!r} has an empty style name")
+        if not (weight >= 0 and weight != float("inf")):
+            raise InputError(f"style '{name}': weight must be a finite number >= 0, got {weight}")
+        weights[name] = weights.get(name, 0.0) + float(weight)
+    if sum(weights.values()) <= 0:
+        raise InputError(f"style spec {spec!r}: the weights add up to 0")
+    return weights
+
+
+def style_weights(generator: StyleGenerator, spec: StyleSpec) -> torch.Tensor:
+    """A style spec → (S,) float32 weights over the library's styles, summing to 1."""
+    names = generator.style_names
+    weights = parse_style_spec(spec)
+    unknown = [n for n in weights if n not in names]
+    if unknown:
+        raise InputError(f"unknown style(s) {unknown}; this library has {names}")
+    vector = torch.tensor([weights.get(n, 0.0) for n in names], dtype=torch.float32)
+    return vector / vector.sum()
+
+
+def weight_maps(generator: StyleGenerator, size: tuple[int, int], batch: int, style: StyleSpec | None,
+                regions: Sequence[tuple[torch.Tensor, StyleSpec]]) -> torch.Tensor:
+    """(B, S, H, W) per-pixel style weights: ``style`` everywhere (the background; None: the
+    regions must cover the image), each region's style where its mask is (a mask is (H', W'),
+    (1 or B, H', W') or (1 or B, 1, H', W') in [0, 1], any size: resized bilinearly). Where masks
+    add up to more than 1 they share the pixel in proportion; where they add up to less, the
+    background takes the rest."""
+    h, w = size
+    styles = generator.config.num_styles
+    total = torch.zeros(batch, 1, h, w)
+    mixed = torch.zeros(batch, styles, h, w)
+    for i, (mask, spec) in enumerate(regions):
+        m = _mask_as_b1hw(mask, i).float()
+        if m.shape[0] not in (1, batch):
+            raise InputError(f"mask {i + 1} has {m.shape[0]} images, the batch {batch}: give one mask or one per image")
+        if m.shape[-2:] != (h, w):
+            m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
+        m = m.clamp(0, 1).expand(batch, 1, h, w)
+        total += m
+        mixed += m * style_weights(generator, spec).view(1, -1, 1, 1)
+    share = total.clamp(min=1.0)
+    mixed /= share
+    rest = (1.0 - total / share)
+    if style is None:
+        if bool((rest > 1e-3).any()):
+            raise InputError("the masks leave part of the image without a style: give a style for the rest "
+                             "(the background) too")
+        return mixed / mixed.sum(1, keepdim=True).clamp(min=1e-8)
+    return mixed + rest * style_weights(generator, style).view(1, -1, 1, 1)
+
+
+def _mask_as_b1hw(mask: torch.Tensor, index: int) -> torch.Tensor:
+    if not isinstance(mask, torch.Tensor) or mask.dim() not in (2, 3, 4) or (mask.dim() == 4 and mask.shape[1] != 1):
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise InputError(f"mask {index + 1} must be shaped (H, W), (B, H, W) or (B, 1, H, W), got {shape}")
+    if mask.numel() == 0 or not torch.isfinite(mask).all():
+        raise InputError(f"mask {index + 1} is empty or holds NaN/Inf")
+    return mask.view(1, 1, *mask.shape) if mask.dim() == 2 else mask.unsqueeze(1) if mask.dim() == 3 else mask
+
+
+def conditioned(generator: StyleGenerator, size: tuple[int, int], batch: int, style: StyleSpec | None = None,
+                regions: Sequence[tuple[torch.Tensor, StyleSpec]] = ()) -> tuple[StyleGenerator, torch.Tensor | None]:
+    """What to run for a library: ``(generator, maps)`` where ``maps`` (B, K, H, W) are the extra
+    input channels of a K-style library (None: a plain single-style generator of the blend).
+    A single-style model takes no style choice."""
+    if not generator.config.num_styles:
+        if style is not None or regions:
+            raise InputError("this model has one style; styles and masks apply to a style library")
+        return generator, None
+    if style is None and not regions:
+        raise InputError(f"this style library needs a style: one of {generator.style_names}, or a blend "
+                         f"such as '{generator.style_names[0]}:0.5, {generator.style_names[-1]}:0.5'")
+    if not regions:
+        return _cached(generator, ("mix", tuple(style_weights(generator, style).tolist())),
+                       lambda: generator.mixed(style_weights(generator, style))), None
+    maps = weight_maps(generator, size, batch, style, regions)
+    active = [i for i in range(maps.shape[1]) if bool((maps[:, i] > 1e-6).any())]
+    if len(active) == 1:
+        return conditioned(generator, size, batch, generator.style_names[active[0]])
+    return _cached(generator, ("subset", tuple(active)), lambda: generator.subset(active)), maps[:, active]
+
+
+def _cached(generator: StyleGenerator, key, build) -> StyleGenerator:
+    """Derived generators are kept (a few) on the library, so repeated calls reuse their device
+    copies and CUDA graphs."""
+    version = tuple((t.data_ptr(), 0 if t.is_inference() else t._version) for t in generator.state_dict().values())
+    cache = generator.__dict__.setdefault("_style_choice_cache", {})
+    if key not in cache or cache[key][0] != version:   # (re)built when the library's weights changed
+        if len(cache) >= 8:
+            cache.pop(next(iter(cache)))
+        cache[key] = (version, build())
+    return cache[key][1]
