@@ -44,8 +44,10 @@ class NormStatistics:
         """Norm layers normalise as usual and store their statistics here."""
         return self._mode("record")
 
-    def frozen(self):
-        """Norm layers normalise with the statistics stored here."""
+    def frozen(self, record_into: NormStatistics | None = None):
+        """Norm layers normalise with the statistics stored here; with ``record_into``, each layer
+        also measures its input's own statistics and stores them there (one pass does both)."""
+        self._record_into = record_into
         return self._mode("frozen")
 
     def gathering(self, region: tuple[int, int, int, int], crop_size: tuple[int, int], align: int):
@@ -128,6 +130,10 @@ class InstanceNorm2d(nn.InstanceNorm2d):
                 raise StatisticsGathered
             kind = "frozen"
         if kind == "frozen":
+            measure_into = getattr(store, "_record_into", None)
+            if measure_into is not None and weights is None:
+                var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+                measure_into.stats[self] = (mean.float(), var.float())
             try:
                 return store.stats[self]
             except KeyError:

@@ -22,7 +22,7 @@ PREVIEW_MAX_SIDE = 512
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "weights" / "samples"
 SAMPLE_IMAGES = {"ganstyle_photo.jpg": "photo.jpg", "ganstyle_painting.jpg": "painting.jpg",
                  "ganstyle_painting2.jpg": "painting2.jpg",
-                 "ganstyle_mask.png": "mask.png"}
+                 "ganstyle_mask.png": "mask.png", "ganstyle_clip.mp4": "clip.mp4"}
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from ..core.images import bchw_to_comfy, comfy_to_bchw
 from ..core.model_copies import release_device_copies
 from ..core.models import StyleModel, default_style_model, load_style_model, local_style_models, with_added_styles
 from ..core.stylize import StylizeOptions, stylize
+from ..core.video import VideoOptions, VideoStylizer
 from . import comfy_env
 from .options import option_inputs, options_from_inputs
 
@@ -28,6 +29,15 @@ LIBRARY_INPUTS = {
     "mask_style": ("STRING", {"default": "", "tooltip": "The style (or blend) for mask."}),
     "mask_2": ("MASK", {"tooltip": "A second region, for mask_style_2."}),
     "mask_style_2": ("STRING", {"default": "", "tooltip": "The style (or blend) for mask_2."}),
+}
+# For video (a batch of frames in order), appended after LIBRARY_INPUTS.
+VIDEO_INPUTS = {
+    "temporal": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.98, "step": 0.05,
+                           "tooltip": "0 = every image on its own. Above 0 the batch is a video clip (frames in "
+                                      "order): the clip shares its normalisation statistics (tone and colour do not "
+                                      "pump) and this much of the previous stylised frame, moved along the optical "
+                                      "flow, is kept where the scene is visible in both: no flicker. 0.5 is a good "
+                                      "start."}),
 }
 # Our own link type and names: ComfyUI's core has a "Load Style Model" (StyleModelLoader) whose
 # output type is STYLE_MODEL (Flux Redux / T2I style adapters), a different kind of model.
@@ -109,7 +119,8 @@ class GANStylize:
             "style_model": (MODEL_TYPE, {"tooltip": f"From {LOADER_NAME} (not ComfyUI's core Load Style Model)."}),
             "images": ("IMAGE", {"tooltip": "Images to stylise (a batch; any size)."}),
             **option_inputs(StylizeOptions, STYLIZE_REQUIRED, STYLIZE_WIDGETS),
-        }, "optional": {**option_inputs(StylizeOptions, STYLIZE_OPTIONAL, STYLIZE_WIDGETS), **LIBRARY_INPUTS}}
+        }, "optional": {**option_inputs(StylizeOptions, STYLIZE_OPTIONAL, STYLIZE_WIDGETS), **LIBRARY_INPUTS,
+                          **VIDEO_INPUTS}}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
@@ -135,7 +146,7 @@ class GANStylize:
 
     @comfy_env.reports_user_errors
     def stylize(self, style_model, images, style="", mask=None, mask_style="", mask_2=None, mask_style_2="",
-                **inputs):
+                temporal=0.0, **inputs):
         if not isinstance(style_model, (StyleModel, StyleGenerator)):
             kind = type(style_model)
             raise GanstyleError(not_our_model(f"{kind.__module__}.{kind.__qualname__}"))
@@ -150,6 +161,8 @@ class GANStylize:
             bar.update(done)
 
         comfy_env.throw_if_interrupted()
+        if temporal > 0 and x.shape[0] > 1:
+            return (bchw_to_comfy(stylize_clip(style_model, x, temporal, options, choice, progress)),)
         # ComfyUI runs nodes under inference_mode; core.stylize needs no autograd, so that is fine.
         # The model stays on the offload device; stylize() makes the device copy, dropped after
         # the run so nothing is left on the GPU (CUDA graphs only pay off when kept, so: off).
@@ -159,6 +172,24 @@ class GANStylize:
         finally:
             release_device_copies(style_model)
         return (bchw_to_comfy(out),)
+
+
+def stylize_clip(style_model, frames, temporal: float, options: StylizeOptions, choice: dict, progress):
+    """A batch of frames as one clip (core.video): shared statistics and flow-guided blending."""
+    if choice.get("masks"):
+        raise GanstyleError("masks apply to single images; for a clip, leave mask unconnected")
+    stylizer = VideoStylizer(style_model, VideoOptions(temporal=temporal), strength=options.strength,
+                             color_mode=options.color_mode, style=choice.get("style"),
+                             device=comfy_env.torch_device(), dtype=options.precision)
+    out = torch.empty_like(frames)
+    try:
+        for i in range(frames.shape[0]):
+            out[i] = stylizer(frames[i:i + 1])[0]
+            progress(i + 1, frames.shape[0])
+    finally:
+        stylizer.close()
+        release_device_copies(style_model)
+    return out
 
 
 def style_choice(style_model, style: str, masks: list) -> dict:

@@ -123,7 +123,13 @@ def fetch_image(base_url: str, filename: str, subfolder: str = "", kind: str = "
 
     query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": kind})
     with urllib.request.urlopen(f"{base_url}/view?{query}") as response:
-        return Image.open(io.BytesIO(response.read())).convert("RGB")
+        data = response.read()
+    if Path(filename).suffix.lower() in (".mp4", ".webm", ".mov", ".mkv"):   # a video: its middle frame
+        import av
+        with av.open(io.BytesIO(data)) as container:
+            frames = [f.to_image() for f in container.decode(video=0)]
+        return frames[len(frames) // 2].convert("RGB")
+    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 def make_thumbnail(base_url: str, workflow: dict, outputs: dict, path: Path, side: int = 256) -> None:
@@ -132,7 +138,7 @@ def make_thumbnail(base_url: str, workflow: dict, outputs: dict, path: Path, sid
     from PIL import Image, ImageOps
 
     inputs = [fetch_image(base_url, n["widgets_values"][0], kind="input")
-              for n in workflow["nodes"] if n["type"] == "LoadImage"]
+              for n in workflow["nodes"] if n["type"] in ("LoadImage", "LoadImageMask", "LoadVideo")]
     results = [fetch_image(base_url, i["filename"], i.get("subfolder", ""), i.get("type", "output"))
                for out in outputs.values() for i in out.get("images", [])]
     if not inputs or not results:

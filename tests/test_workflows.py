@@ -36,6 +36,36 @@ class LoadImageMask:  # stand-in for ComfyUI's core node (a MASK from one channe
         return (self.MASKS[image],)
 
 
+class LoadVideo:  # stand-ins for ComfyUI's core video nodes (comfy_extras/nodes_video.py)
+    RETURN_TYPES = ("VIDEO",)
+    CLIPS = {}
+
+    def load(self, file):
+        return (self.CLIPS[file],)
+
+
+class GetVideoComponents:
+    RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT")
+
+    def get(self, video):
+        return video, None, 24.0
+
+
+class CreateVideo:
+    RETURN_TYPES = ("VIDEO",)
+
+    def create(self, images, fps):
+        return (images,)
+
+
+class SaveVideo:
+    RETURN_TYPES = ()
+
+    def save(self, video, filename_prefix, format, codec):
+        SaveImage.saved.append((filename_prefix, video))
+        return ()
+
+
 class SaveImage:
     RETURN_TYPES = ()
     saved = []
@@ -47,6 +77,9 @@ class SaveImage:
 
 CORE_NODES = {"LoadImage": (LoadImage, "load_image", {"image"}),
               "LoadImageMask": (LoadImageMask, "load_image", {"image", "channel"}),
+              "LoadVideo": (LoadVideo, "load", {"file"}), "GetVideoComponents": (GetVideoComponents, "get", {"video"}),
+              "CreateVideo": (CreateVideo, "create", {"images", "fps"}),
+              "SaveVideo": (SaveVideo, "save", {"video", "filename_prefix", "format", "codec"}),
               "SaveImage": (SaveImage, "save_images", {"images", "filename_prefix"})}
 
 
@@ -114,6 +147,9 @@ def tiny_world(tmp_path, monkeypatch):
     mask = torch.zeros(1, 20, 28)
     mask[..., 10:] = 1.0
     LoadImageMask.MASKS = {"ganstyle_mask.png": mask}
+    # a 6-frame clip: the photo moving right by 2 px per frame (ComfyUI IMAGE batch, B H W C)
+    LoadVideo.CLIPS = {"ganstyle_clip.mp4": torch.cat([synthetic_photo(40, 56).roll(2 * i, -1) for i in range(6)])
+                       .permute(0, 2, 3, 1)}
     SaveImage.saved = []
     monkeypatch.setenv("GANSTYLE_MODELS_DIR", str(tmp_path / "models"))
     # a tiny style library under the shipped library's name (used where the registry lacks it)
@@ -122,8 +158,9 @@ def tiny_world(tmp_path, monkeypatch):
     library.save_pretrained(tmp_path / "models" / "style_transfer" / "library-fast")
 
 
-def test_there_are_three_workflows_in_both_formats():
-    assert {p.stem for p in API_FILES} == {"stylize_with_shipped_model", "optimize_with_vgg", "blend_two_styles"}
+def test_there_are_four_workflows_in_both_formats():
+    assert {p.stem for p in API_FILES} == {"stylize_with_shipped_model", "optimize_with_vgg", "blend_two_styles",
+                                           "video_without_flicker"}
     assert {p.stem for p in UI_FILES} == {p.stem for p in API_FILES}
 
 
@@ -136,7 +173,8 @@ def test_api_workflow_runs_through_the_pack(path, tiny_world):
     assert len(SaveImage.saved) == 1
     prefix, images = SaveImage.saved[0]
     assert prefix.startswith("ganstyle/") and images.dim() == 4 and images.shape[-1] == 3
-    assert images.shape[0] == 1 and float(images.min()) >= 0 and float(images.max()) <= 1
+    frames = 6 if "video" in path.stem else 1
+    assert images.shape[0] == frames and float(images.min()) >= 0 and float(images.max()) <= 1
     content = LoadImage.IMAGES["ganstyle_photo.jpg"].permute(0, 2, 3, 1)
     assert images.shape[1] / images.shape[2] == pytest.approx(content.shape[1] / content.shape[2], rel=0.05)
     assert (torch.nn.functional.interpolate(images.permute(0, 3, 1, 2), size=content.shape[1:3]).permute(0, 2, 3, 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..core.color import COLOR_MODES
     from ..core.stylize import StylizeOptions
+    from ..core.video import VideoOptions
     from .options import add_config_arguments
 
     p = subparsers.add_parser(
@@ -60,6 +61,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          groups={"stylize options": ("strength", "precision", "tile_statistics", "overlap")},
                          flags={"precision": ["--dtype", "--precision"]},
                          metavars={"strength": "S", "overlap": "PX"})
+    video = p.add_argument_group("video (a video file, or a folder of frames with --video)")
+    video.add_argument("--video", action="store_true",
+                       help="treat the input folder as the frames of one clip (in name order): steady, "
+                            "flicker-free stylisation; video files (.mp4, .mov, .mkv, .webm, …) always are")
+    add_config_arguments(p, VideoOptions, groups={"video": ("temporal", "statistics", "statistics_frames",
+                                                            "flow_preset")},
+                         metavars={"temporal": "S", "statistics_frames": "N"})
     p.set_defaults(func=main)
     return p
 
@@ -158,14 +166,65 @@ def plan_outputs(pairs: list[tuple[Path, Path]], out: Path) -> list[tuple[Path, 
     return plan
 
 
+def load_model(args, device):
+    from ..core.errors import InputError
+    from ..core.models import default_style_model, load_style_model, with_added_styles
+
+    ref = args.model or default_style_model()
+    if ref is None:
+        raise InputError("no default style model in weights/registry.json; pass --model REF")
+    model = with_added_styles(load_style_model(ref, device=device, cache_dir=args.cache_dir), args.styles_from)
+    print(f"model: {model.name} ({model.config.preset}, {model.source}) on {device}", file=sys.stderr)
+    return model
+
+
+def stylize_clip(args) -> int:
+    """One clip (a video file, or a frame folder with --video) → a video file or a frame folder,
+    frame by frame in bounded memory, with the temporal settings of VideoOptions."""
+    from tqdm import tqdm
+
+    from ..core.device import resolve_device
+    from ..core.errors import InputError
+    from ..core.stylize import StylizeOptions
+    from ..core.video import VideoOptions, VideoStylizer
+    from ..core.video_io import FrameWriter, read_frames
+    from .options import options_from_args
+
+    if len(args.inputs) != 1:
+        raise InputError(f"a clip is one video file or one folder of frames, got {len(args.inputs)} inputs")
+    if args.mask:
+        raise InputError("--mask applies to images, not to clips")
+    out = Path(args.out).expanduser()
+    if out.exists() and not args.overwrite and (out.is_file() or any(out.iterdir())):
+        raise InputError(f"{out} already exists; pass --overwrite to replace it")
+    device = resolve_device(args.device)
+    model = load_model(args, device)
+    options = StylizeOptions(**options_from_args(args, StylizeOptions))
+    stylizer = VideoStylizer(model, VideoOptions(**options_from_args(args, VideoOptions)), strength=options.strength,
+                             color_mode=options.color_mode, style=args.style, device=device, dtype=options.precision)
+    frames, fps = read_frames(args.inputs[0])
+    try:
+        with FrameWriter(out, fps) as writer:
+            for frame in tqdm(frames, desc="stylize", unit="frame"):
+                writer.write(stylizer(frame))
+    finally:
+        stylizer.close()
+    if writer.count == 0:
+        raise InputError(f"{args.inputs[0]}: no frames")
+    print(f"wrote {writer.count} frame(s) to {out}")
+    return 0
+
+
 def main(args) -> int:
     from ..core.device import resolve_device
     from ..core.errors import InputError
-    from ..core.models import default_style_model, load_style_model, with_added_styles
     from ..core.stylize import StylizeOptions, stylize
+    from ..core.video_io import is_video_file
     from .options import options_from_args
 
     tile = parse_tile(args.tile)
+    if args.video or any(is_video_file(i) for i in args.inputs):
+        return stylize_clip(args)
     plan = plan_outputs(collect_inputs(args.inputs), Path(args.out).expanduser())
     existing = [dst for _, dst in plan if dst.exists()]
     if existing and not args.overwrite:
@@ -173,11 +232,7 @@ def main(args) -> int:
                          f"to replace them")
     device = resolve_device(args.device)
     # the model is loaded once in fp32; stylize() converts (and remembers) per precision
-    ref = args.model or default_style_model()
-    if ref is None:
-        raise InputError("no default style model in weights/registry.json; pass --model REF")
-    model = with_added_styles(load_style_model(ref, device=device, cache_dir=args.cache_dir), args.styles_from)
-    print(f"model: {model.name} ({model.config.preset}, {model.source}) on {device}", file=sys.stderr)
+    model = load_model(args, device)
     settings = {**StylizeOptions(**options_from_args(args, StylizeOptions)).stylize_kwargs(), "tile": tile,
                 "style": args.style, "masks": [parse_mask(text) for text in args.mask]}
     skipped = stylize_files(plan, lambda image: stylize(model, image, device=device, **settings))

@@ -23,9 +23,10 @@ CORE_TYPES = {"STYLE_MODEL", "CLIP_VISION", "CLIP_VISION_OUTPUT", "IMAGE", "MODE
 
 def referenced_images(path: Path) -> set[str]:
     data = json.loads(path.read_text())
+    loaders = {"LoadImage": "image", "LoadImageMask": "image", "LoadVideo": "file"}
     if "nodes" in data:   # UI format
-        return {n["widgets_values"][0] for n in data["nodes"] if n["type"] == "LoadImage"}
-    return {n["inputs"]["image"] for n in data.values() if n["class_type"] == "LoadImage"}
+        return {n["widgets_values"][0] for n in data["nodes"] if n["type"] in loaders}
+    return {n["inputs"][loaders[n["class_type"]]] for n in data.values() if n["class_type"] in loaders}
 
 
 def reimport_pack():

@@ -67,3 +67,17 @@ def test_single_style_model_refuses_style_inputs(comfy):
     assert run(model, images, style="").shape == (1, 16, 16, 3)
     with pytest.raises(ValueError, match="one style; styles and masks apply to a style library"):
         run(model, images, style="ink")
+
+
+def test_temporal_input_treats_the_batch_as_a_clip(comfy):
+    from ganstyle.core.video import VideoOptions, stylize_frames
+
+    from helpers import synthetic_photo
+
+    tiny_generator().save_pretrained(comfy.style_dir / "single")
+    (model,) = comfy_call(LoadStyleModel, model="single", hub_repo="")
+    frames = torch.cat([synthetic_photo(24, 32).roll(2 * t, -1) for t in range(4)])
+    out = run(model, frames.permute(0, 2, 3, 1), temporal=0.7)
+    expected = torch.cat(list(stylize_frames(model, frames.unbind(0), VideoOptions(temporal=0.7))))
+    torch.testing.assert_close(out, expected.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
+    assert comfy.updates[-1] == (4, 4)

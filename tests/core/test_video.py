@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from ganstyle.core.errors import InputError
+from ganstyle.core.flow import warp_by_flow
+from ganstyle.core.stylize import stylize
+from ganstyle.core.video import VideoOptions, VideoStylizer, stylize_frames
+
+from helpers import synthetic_photo, tiny_generator
+
+pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
+
+
+def noisy_clip(frames=6, shift=2, noise=0.04):
+    """A photo panning right by ``shift`` px per frame, with fresh sensor noise in every frame."""
+    g = torch.Generator().manual_seed(1)
+    base = synthetic_photo(48, 80)
+    return [(base.roll(shift * t, -1) + noise * torch.randn(base.shape, generator=g)).clamp(0, 1)
+            for t in range(frames)]
+
+
+def warp_error(results, shift):
+    import numpy as np
+    flow = np.zeros((*results[0].shape[-2:], 2), np.float32)
+    flow[..., 0] = -shift
+    return sum(float((r - warp_by_flow(p, flow))[..., 8:-8, 8:-8].pow(2).mean())
+               for p, r in zip(results, results[1:])) / (len(results) - 1)
+
+
+def test_per_frame_mode_is_plain_stylize():
+    model = tiny_generator()
+    clip = noisy_clip(3)
+    out = list(stylize_frames(model, clip, VideoOptions(temporal=0.0, statistics="frame")))
+    for frame, result in zip(clip, out):
+        torch.testing.assert_close(result, stylize(model, frame), atol=1e-5, rtol=0)
+
+
+def test_clip_statistics_equal_the_frames_own_for_a_still_clip():
+    model = tiny_generator()
+    still = [synthetic_photo(32, 40)] * 4
+    out = list(stylize_frames(model, still, VideoOptions(temporal=0.0, statistics="clip", statistics_frames=3)))
+    for result in out:
+        torch.testing.assert_close(result, stylize(model, still[0]), atol=1e-5, rtol=0)
+
+
+def test_temporal_mode_cuts_the_warping_error():
+    model = tiny_generator()
+    clip = noisy_clip()
+    per_frame = list(stylize_frames(model, clip, VideoOptions(temporal=0.0, statistics="frame")))
+    steady = list(stylize_frames(model, clip, VideoOptions(temporal=0.8)))
+    assert warp_error(steady, 2) < 0.5 * warp_error(per_frame, 2)
+    torch.testing.assert_close(steady[0], per_frame[0], atol=1e-5, rtol=0)   # the first frame is its own
+
+
+def test_bad_clips_are_clear_errors():
+    stylizer = VideoStylizer(tiny_generator(), VideoOptions(temporal=0.5))
+    stylizer(synthetic_photo(16, 24))
+    with pytest.raises(InputError, match="frame 2 is 20×16, the clip is 24×16"):
+        stylizer(synthetic_photo(16, 20))
+    with pytest.raises(InputError, match="one at a time"):
+        stylizer(torch.rand(2, 3, 16, 24))
+    # a 1-frame clip works and is the frame stylised on its own
+    (only,) = stylize_frames(tiny_generator(), [synthetic_photo(16, 24)], VideoOptions())
+    torch.testing.assert_close(only, stylize(tiny_generator(), synthetic_photo(16, 24)), atol=1e-5, rtol=0)
