@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ganstyle.core.quality import gram_style_ratio
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_CLIP = "/usr/share/visp-images-data/ViSP-images/video/cube.mpeg"
 
@@ -133,6 +135,42 @@ def real_clip(path: str, size: tuple[int, int] | None, limit: int):
     return frames, flows, valid
 
 
+def bench_optimize(args) -> int:
+    """Optimize Stylize on the synthetic clip: each frame on its own vs the video mode."""
+    from ganstyle.core.features import compute_style_features, resize_long_side
+    from ganstyle.core.images import load_image
+    from ganstyle.core.optimize import OptimizeOptions, optimize_stylize, optimize_video
+    from ganstyle.core.vgg import load_vgg_encoder
+
+    if not (args.encoder and args.style):
+        raise SystemExit("--optimize needs --encoder and --style")
+    w, h = (int(v) for v in args.optimize_size.lower().split("x"))
+    photo = resize_long_side(load_image(args.photo), int(1.6 * max(w, h)))
+    sprite = resize_long_side(load_image(args.sprite), w // 3)
+    frames, flows, valid = camera_clip(photo, sprite, args.optimize_frames, (h, w))
+    encoder = load_vgg_encoder(args.encoder, device=args.device)
+    style = compute_style_features(encoder, load_image(args.style), style_size=512)
+    # the same steps per frame for both: a single scale at the clip's size, starting from the content
+    options = OptimizeOptions(steps=args.steps, long_side=0, start_side=max(w, h), preview_every=0)
+    runs = {}
+    start = time.perf_counter()
+    runs["per frame"] = [optimize_stylize(encoder, f, style, options) for f in frames]
+    seconds = {"per frame": time.perf_counter() - start}
+    start = time.perf_counter()
+    runs[f"video mode (weight {args.temporal_weight:g})"] = list(
+        optimize_video(encoder, frames, style, options, temporal_weight=args.temporal_weight))
+    seconds[list(runs)[1]] = time.perf_counter() - start
+    print(f"{'Optimize Stylize, synthetic ' + args.optimize_size:<40} {'E_warp':>9} {'vs per frame':>12} "
+          f"{'style':>7} {'s/frame':>8}")
+    baseline = None
+    for name, results in runs.items():
+        err = e_warp(results, flows, valid)
+        baseline = baseline or err
+        ratio = statistics.median(float(gram_style_ratio(encoder, f, r, style)[0]) for f, r in zip(frames, results))
+        print(f"{name:<40} {err:>9.5f} {err / baseline:>11.2f}x {ratio:>7.3f} {seconds[name] / len(frames):>8.1f}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="elephants-fast")
@@ -149,6 +187,12 @@ def main(argv=None) -> int:
     p.add_argument("--encoder", default=None, help="VGG for the style ratio (default: skip it)")
     p.add_argument("--style", default=None, help="the model's style image, for the style ratio")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--optimize", action="store_true",
+                   help="measure Optimize Stylize instead: per frame vs video mode (optimize_video), same steps")
+    p.add_argument("--optimize-size", default="256x160", help="clip size for --optimize (default 256x160)")
+    p.add_argument("--optimize-frames", type=int, default=8)
+    p.add_argument("--steps", type=int, default=60, help="evaluations per frame for --optimize (default 60)")
+    p.add_argument("--temporal-weight", type=float, default=500.0, help="optimize_video temporal weight")
     p.add_argument("--write-clip", metavar="VIDEO", default=None,
                    help="only write the synthetic clip (input frames) to this video file and stop (how the "
                         "pack's sample clip weights/samples/clip.mp4 was made, with --photo "
@@ -158,9 +202,10 @@ def main(argv=None) -> int:
     from ganstyle.core.features import compute_style_features, resize_long_side
     from ganstyle.core.images import load_image
     from ganstyle.core.models import load_style_model
-    from ganstyle.core.quality import gram_style_ratio
     from ganstyle.core.video import VideoOptions, VideoStylizer
 
+    if args.optimize:
+        return bench_optimize(args)
     model = load_style_model(args.model, device=args.device)
     w, h = (int(v) for v in args.size.lower().split("x"))
     photo = resize_long_side(load_image(args.photo), int(1.6 * max(w, h)))

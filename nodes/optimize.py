@@ -1,8 +1,10 @@
 """OptimizeStylize node: a thin wrapper over core.optimize (Gatys et al. optimisation)."""
 from __future__ import annotations
 
+import torch
+
 from ..core.images import bchw_to_comfy, comfy_to_bchw
-from ..core.optimize import OptimizeOptions, optimize_stylize
+from ..core.optimize import OptimizeOptions, optimize_stylize, optimize_video
 from . import comfy_env
 from .options import option_inputs, options_from_inputs
 
@@ -26,7 +28,13 @@ class OptimizeStylize:
             "style": ("STYLE_FEATURES", {"tooltip": "From Style Features (ganstyle): one or several blended "
                                                     "style images."}),
             **option_inputs(OptimizeOptions, REQUIRED, WIDGETS),
-        }, "optional": option_inputs(OptimizeOptions, OPTIONAL, WIDGETS)}
+        }, "optional": {**option_inputs(OptimizeOptions, OPTIONAL, WIDGETS),
+                         "temporal_weight": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100000.0, "step": 10.0,
+                                                       "tooltip": "0 = every image on its own. Above 0 the batch is "
+                                                       "a video clip: each frame starts from the previous result "
+                                                       "moved along the optical flow and is held to it where the "
+                                                       "scene is visible in both (Ruder et al.); 500 is a good "
+                                                       "start. 'steps' evaluations per frame."})}}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
@@ -40,7 +48,7 @@ class OptimizeStylize:
                    "at most 512 px on the long side.")
 
     @comfy_env.reports_user_errors
-    def stylize(self, encoder, content, style, **inputs):
+    def stylize(self, encoder, content, style, temporal_weight=0.0, **inputs):
         inputs["seed"] = inputs.get("seed", 0) % 2**63
         options = options_from_inputs(OptimizeOptions, REQUIRED + OPTIONAL, inputs)
         bar = None
@@ -51,7 +59,15 @@ class OptimizeStylize:
             bar = bar or comfy_env.Progress(total)
             bar.update(step, preview)
 
-        images = optimize_stylize(encoder, comfy_to_bchw(content), style, options, progress=progress)
+        frames = comfy_to_bchw(content)
+        if temporal_weight > 0 and frames.shape[0] > 1:
+            results = []
+            for result in optimize_video(encoder, frames.unbind(0), style, options, temporal_weight,
+                                         progress=progress):
+                results.append(result)
+                bar = None   # each frame gets its own bar (its own step count); Cancel works within and between
+            return (bchw_to_comfy(torch.cat(results)),)
+        images = optimize_stylize(encoder, frames, style, options, progress=progress)
         return (bchw_to_comfy(images),)
 
 

@@ -29,7 +29,7 @@ AMX); the products accumulate in fp32, and losses, the L-BFGS state and the imag
 Results are compared on fp32 losses (:func:`evaluate_losses`). Measurements: docs/benchmarks.md.
 """
 from ..device import MIXED_PRECISION_MODES
-from .engine import ProgressCallback, StyleTransferCancelled, evaluate_losses, optimize_stylize
+from .engine import ProgressCallback, StyleTransferCancelled, evaluate_losses, optimize_stylize, optimize_video
 from .lbfgs import lbfgs
 from .objective import StyleObjective, objective_settings
 from .options import INITS, OPTIMIZERS, PRECONDITIONERS, OptimizeOptions, Scale, plan_scales
@@ -37,6 +37,7 @@ from .preconditioner import SpectralPreconditioner
 from .tiling import Tile, activation_bytes_per_pixel, layer_strides, plan_tiles, receptive_field
 
 __all__ = ["INITS", "MIXED_PRECISION_MODES", "OPTIMIZERS", "PRECONDITIONERS", "OptimizeOptions",
-           "ProgressCallback", "Scale", "SpectralPreconditioner", "StyleObjective",
-           "StyleTransferCancelled", "Tile", "activation_bytes_per_pixel", "evaluate_losses", "layer_strides",
-           "lbfgs", "objective_settings", "optimize_stylize", "plan_scales", "plan_tiles", "receptive_field"]
+           "ProgressCallback", "Scale", "SpectralPreconditioner", "StyleObjective", "StyleTransferCancelled",
+           "Tile", "activation_bytes_per_pixel", "evaluate_losses", "layer_strides", "lbfgs",
+           "objective_settings", "optimize_stylize", "optimize_video", "plan_scales", "plan_tiles",
+           "receptive_field"]

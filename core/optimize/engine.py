@@ -78,6 +78,59 @@ def optimize_stylize(encoder: VGGEncoder, content: torch.Tensor, style: StyleFea
         return torch.cat(results)
 
 
+def optimize_video(encoder: VGGEncoder, frames, style: StyleFeatures, options: OptimizeOptions | None = None,
+                   temporal_weight: float = 1.0, progress: ProgressCallback | None = None,
+                   flow_preset: str = "fast"):
+    """Stylise a clip by optimisation, steadily (Ruder et al. 2016, "Artistic style transfer for
+    videos"): every frame after the first starts from the previous result moved along the optical
+    flow (the frame's content where the scene was hidden) and its loss adds ``temporal_weight`` ×
+    the squared difference to that moved result over the pixels visible in both frames.
+
+    frames: an iterable of (1, 3, H, W) or (3, H, W) in [0, 1], all the same size. Yields each
+    result (1, 3, h, w) on the CPU, ``options.steps`` evaluations per frame (the first frame runs
+    the usual coarse-to-fine plan). ``progress`` is called per evaluation as for
+    :func:`optimize_stylize`, with ``step``/``total`` counted within the current frame; raising
+    cancels.
+    """
+    from ..flow import FlowEstimator, occlusion_mask, warp_by_flow
+
+    options = (options or OptimizeOptions()).checked()
+    flow = FlowEstimator(flow_preset) if temporal_weight > 0 else None
+    previous_content = previous_result = None
+    for index, frame in enumerate(frames):
+        frame = (frame[None] if frame.dim() == 3 else frame).float()
+        if previous_result is None:
+            result = optimize_stylize(encoder, frame, style, options, progress)
+        else:
+            h, w = previous_result.shape[-2:]
+            content = _resize(frame.to(encoder.device), h, w).clamp(0, 1)
+            if content.shape != previous_content.shape:
+                raise InputError(f"frame {index + 1} has another size than the frames before it")
+            result = _video_frame(encoder, content, previous_content, previous_result, style, options,
+                                  temporal_weight, flow, occlusion_mask, warp_by_flow, progress)
+        previous_content = _resize(frame.to(encoder.device), *result.shape[-2:]).clamp(0, 1)
+        previous_result = result.to(encoder.device)
+        yield result.cpu()
+
+
+def _video_frame(encoder, content, previous_content, previous_result, style, options, temporal_weight, flow,
+                 occlusion_mask, warp_by_flow, progress):
+    check_inputs(encoder, content, style, options)
+    with torch.inference_mode(False), torch.enable_grad():
+        encoder_, autocast_dtype = _prepare_encoder(encoder, options.mixed_precision)
+        to_previous, to_current = flow(content, previous_content), flow(previous_content, content)
+        visible = (1.0 - occlusion_mask(to_previous, to_current)).to(encoder_.device)[None, None]
+        moved = warp_by_flow(previous_result.float(), to_previous, mode="bicubic").clamp(0, 1).to(encoder_.device)
+        start = visible * moved + (1 - visible) * content           # Ruder et al.'s initialisation
+        objective = StyleObjective(encoder_, content, **objective_settings(clone_style(style, encoder_.device),
+                                                                             options, autocast_dtype))
+        objective.set_temporal(moved, temporal_weight * visible)
+        counter = _Counter(options.steps, progress, options.preview_every)
+        counter.begin_scale(options.steps)
+        x = _run_optimizer(objective, start, options.steps, options, counter)
+        return apply_color_mode(x.detach().clamp(0, 1), content, options.color_mode)
+
+
 def evaluate_losses(encoder: VGGEncoder, image: torch.Tensor, content: torch.Tensor,
                     style: StyleFeatures, options: OptimizeOptions | None = None) -> dict[str, float]:
     """The loss terms of :func:`optimize_stylize` for ``image`` (1, 3, H, W) against ``content``

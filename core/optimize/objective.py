@@ -124,6 +124,15 @@ class StyleObjective:
             self.content_target = self._features_no_grad(content, [CONTENT_LAYER])[CONTENT_LAYER]
         # the relative content error's denominator, for the tiled sum (relative_content_loss untiled)
         self.content_scale = float(self.content_target.float().pow(2).mean()) or 1.0
+        self.temporal_target = self.temporal_weights = None
+
+    def set_temporal(self, target: torch.Tensor, weights: torch.Tensor) -> None:
+        """Video (Ruder et al. 2016): add ``weights · |x − target|²`` (squared colour distance,
+        averaged over pixels) to the loss, where
+        ``target`` (1, 3, H, W) is the previous frame's result moved into this frame and ``weights``
+        (1, 1, H, W) is the temporal weight where that is trusted (0 at occlusions)."""
+        self.temporal_target = target.detach().float()
+        self.temporal_weights = weights.detach().float()
 
     # -- helpers ---------------------------------------------------------------------------
     def _forward(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
@@ -197,6 +206,8 @@ class StyleObjective:
         out_of_range = (x - x.clamp(0, 1)).pow(2).mean()
         total = (self.content_weight * c_loss + self.style_weight * s_loss + self.tv_weight * tv
                  + _RANGE_PENALTY * out_of_range)
+        if self.temporal_target is not None:
+            total = total + (self.temporal_weights * (x - self.temporal_target).pow(2)).mean() * 3
         return torch.stack([total, c_loss.to(total), torch.as_tensor(s_loss).to(total), tv.to(total)])
 
     def _terms_and_gradient(self, x: torch.Tensor) -> torch.Tensor:
