@@ -83,7 +83,7 @@ from .training.report import run_info, sample_grid, training_facts
 from .training.run_log import LOSS_KEYS, LossLog
 from .training.setup import initial_generator, load_training_data, style_target
 from .training.styles import build_style_set
-from .vgg import CONTENT_LAYER, STYLE_LAYERS, VGGEncoder, load_vgg_encoder
+from .vgg import CONTENT_LAYER, STYLE_LAYERS, VGGEncoder, has_inference_tensors, load_vgg_encoder, private_copy
 
 __all__ = ["Trainer", "TrainConfig", "RESUMABLE_CHANGES", "LOSS_KEYS", "CHECKPOINT_FORMAT", "validated"]
 
@@ -121,6 +121,8 @@ class Trainer:
         self.content_images, self.content_sampler = data.content_images, data.content_sampler
 
         # Loss encoder and each style's target (the averaged Gram of its images at style_size).
+        if encoder is not None and has_inference_tensors(encoder):   # e.g. loaded by a ComfyUI node
+            encoder = private_copy(encoder)
         self.encoder = encoder if encoder is not None else load_vgg_encoder(config.encoder, deepest="relu5_1",
                                                                             device=self.device)
         self.encoder = self.encoder.to(self.device, memory_format=self.memory_format).eval().requires_grad_(False)
@@ -268,8 +270,12 @@ class Trainer:
             ema_b.copy_(b)
 
     # ---- the loop ---------------------------------------------------------------------------
-    def train(self) -> Path | None:
-        """Run until ``config.steps``; export the EMA generator. Returns ``RUN_DIR/model`` (rank 0)."""
+    def train(self, on_step=None) -> Path | None:
+        """Run until ``config.steps``; export the EMA generator. Returns ``RUN_DIR/model`` (rank 0).
+
+        ``on_step(trainer)`` is called after every step (e.g. a host's progress bar and previews);
+        if it raises, a checkpoint is saved first (the run continues with ``resume=True``) and the
+        exception propagates."""
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -306,6 +312,12 @@ class Trainer:
                     self.save_samples()
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
+                if on_step is not None:
+                    try:
+                        on_step(self)
+                    except BaseException:
+                        self.save_checkpoint()
+                        raise
                 if self._stop_requested:
                     self.save_checkpoint()
                     logger.info("stopped at step %d: checkpoint saved; continue with --resume", self.step)

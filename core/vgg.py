@@ -228,3 +228,18 @@ def load_vgg_encoder(ref: str = "vgg19", *, arch: str | None = None, deepest: st
     arch = arch or resolved.arch
     return load_vgg_encoder_file(resolved.path, arch, deepest=deepest, dtype=dtype,
                                  device=device or default_device(), source=resolved.source)
+
+
+def has_inference_tensors(module: torch.nn.Module) -> bool:
+    """True when weights were created under inference mode (ComfyUI loads models that way): such
+    tensors cannot be saved for backward, so training or optimising through them needs a copy."""
+    return any(t.is_inference() for t in [*module.parameters(), *module.buffers()])
+
+
+def private_copy(encoder: VGGEncoder) -> VGGEncoder:
+    """A copy of ``encoder`` with ordinary tensors (call outside inference mode), same device and
+    dtype, in eval mode; the caller's encoder is never changed."""
+    with torch.device(encoder.device):
+        clone = VGGEncoder(encoder.arch, encoder.deepest, identity=encoder.identity, source=encoder.source)
+    clone.load_state_dict(encoder.state_dict(), strict=True)
+    return clone.to(dtype=encoder.dtype).eval()

@@ -158,9 +158,9 @@ def tiny_world(tmp_path, monkeypatch):
     library.save_pretrained(tmp_path / "models" / "style_transfer" / "library-fast")
 
 
-def test_there_are_four_workflows_in_both_formats():
+def test_there_are_five_workflows_in_both_formats():
     assert {p.stem for p in API_FILES} == {"stylize_with_shipped_model", "optimize_with_vgg", "blend_two_styles",
-                                           "video_without_flicker"}
+                                           "video_without_flicker", "train_a_style"}
     assert {p.stem for p in UI_FILES} == {p.stem for p in API_FILES}
 
 
@@ -168,7 +168,7 @@ def test_there_are_four_workflows_in_both_formats():
 def test_api_workflow_runs_through_the_pack(path, tiny_world):
     graph = json.loads(path.read_text())
     small = {"OptimizeStylize": {"steps": 3, "long_side": 48, "start_side": 32, "preview_every": 0},
-             "StyleFeatures": {"style_size": 64}}
+             "StyleFeatures": {"style_size": 64}, "TrainStyle": {"steps": 2, "image_size": 32}}
     run_workflow(graph, small)
     assert len(SaveImage.saved) == 1
     prefix, images = SaveImage.saved[0]

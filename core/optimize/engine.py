@@ -18,7 +18,7 @@ from ..color import apply_color_mode, recolor
 from ..device import cpu_has_fast_bf16, memory_budget
 from ..errors import InputError
 from ..features import StyleFeatures
-from ..vgg import VGGEncoder
+from ..vgg import VGGEncoder, has_inference_tensors, private_copy
 from .lbfgs import lbfgs
 from .objective import StyleObjective, check_inputs, clone_style, objective_settings
 from .options import OptimizeOptions, Scale, plan_scales
@@ -271,13 +271,9 @@ def _prepare_encoder(encoder: VGGEncoder, mixed_precision: str) -> tuple[VGGEnco
     backward, and bf16 runs want channels-last weights: in both cases use a private copy, so the
     caller's encoder is never changed."""
     autocast_dtype = torch.bfloat16 if _use_bf16(encoder, mixed_precision) else None
-    inference = any(t.is_inference() for t in [*encoder.parameters(), *encoder.buffers()])
-    if not inference and autocast_dtype is None:
+    if not has_inference_tensors(encoder) and autocast_dtype is None:
         return encoder, None
-    with torch.device(encoder.device):
-        clone = VGGEncoder(encoder.arch, encoder.deepest, identity=encoder.identity, source=encoder.source)
-    clone.load_state_dict(encoder.state_dict(), strict=True)
-    clone = clone.to(dtype=encoder.dtype).eval()
+    clone = private_copy(encoder)
     if autocast_dtype is not None:
         clone = clone.to(memory_format=torch.channels_last)
     return clone, autocast_dtype

@@ -1,0 +1,129 @@
+"""TrainStyle node: ``ganstyle train`` inside ComfyUI (a thin wrapper over core.trainer)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..core.errors import GanstyleError
+from ..core.images import comfy_to_bchw, save_image
+from ..core.models import load_style_model
+from ..core.training.config import TrainConfig
+from . import comfy_env
+from .stylize import MODEL_TYPE
+
+PREVIEW_EVERY = 25   # steps between preview images
+
+
+class TrainStyle:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "encoder": ("VGG_ENCODER", {"tooltip": "The loss encoder, from Load VGG Encoder (ganstyle)."}),
+            "style_images": ("IMAGE", {"tooltip": "The style: one painting, or several works of one kind (a batch; "
+                                                  "all are learnt as one style)."}),
+            "name": ("STRING", {"default": "my-style", "tooltip": "The new model's folder in "
+                                "models/style_transfer (its training run is kept beside it, as NAME.run)."}),
+            "steps": ("INT", {"default": 500, "min": 1, "max": 1_000_000, "step": 50,
+                              "tooltip": "Training steps. On a CPU about a second each; on a GPU a few ms."}),
+        }, "optional": {
+            "content_images": ("IMAGE", {"tooltip": "Photos to learn on (a batch). Or give content_folder."}),
+            "content_folder": ("STRING", {"default": "", "tooltip": "A folder of photos to learn on (searched "
+                                          "recursively), e.g. one made by 'ganstyle data photos'."}),
+            "base": ("STRING", {"default": "", "tooltip": "A style library (registry name or folder): the new style "
+                                "then trains only its own norm parameters on the library's frozen network (fast). "
+                                "Empty: fine-tune the shipped base generator base-fast."}),
+            "image_size": ("INT", {"default": 256, "min": 64, "max": 1024, "step": 32,
+                                   "tooltip": "Training crop size in pixels."}),
+        }}
+
+    RETURN_TYPES = (MODEL_TYPE,)
+    RETURN_NAMES = ("style_model",)
+    OUTPUT_TOOLTIPS = ("The trained style model, ready for GAN Stylize (also saved in models/style_transfer).",)
+    FUNCTION = "train"
+    CATEGORY = comfy_env.CATEGORY
+    DESCRIPTION = ("Trains a feed-forward style model on your style images (GAN + perceptual losses, as "
+                   "'ganstyle train'), with a progress bar and previews. Cancel saves a checkpoint: run it again "
+                   "with the same inputs to continue where it stopped.")
+
+    @comfy_env.reports_user_errors
+    def train(self, encoder, style_images, name, steps, content_images=None, content_folder="", base="",
+              image_size=256):
+        from ..core.trainer import Trainer
+
+        name = name.strip()
+        if not name or any(c in name for c in '/\\:') or name.startswith("."):
+            raise GanstyleError(f"name '{name}' must be a plain folder name (no slashes)")
+        folders = comfy_env.model_dirs("style")
+        if not folders:
+            raise GanstyleError("no models/style_transfer folder to save the model in")
+        target, run = folders[0] / name, folders[0] / f"{name}.run"
+        content = _content_source(run, content_images, content_folder)
+        style = _write_images(run / "inputs" / "style", style_images)
+        init_from, base = _start(base.strip())
+        config = TrainConfig(content=content, style=style, out=str(run), steps=steps, image_size=image_size,
+                             init_from=init_from, base=base,
+                             encoder=encoder.source or encoder.arch, device=str(comfy_env.torch_device()),
+                             sample_every=0, checkpoint_every=100, progress=False)
+        with torch.inference_mode(False):   # ComfyUI runs nodes in inference mode; training needs autograd
+            trainer = Trainer(config, resume=(run / "options.json").exists(), encoder=encoder)
+        bar = comfy_env.Progress(steps)
+        preview = comfy_to_bchw(content_images[:1]) if content_images is not None else None
+
+        def on_step(t: Trainer) -> None:
+            comfy_env.throw_if_interrupted()    # Cancel: the trainer saves a checkpoint, then stops
+            shown = None
+            if preview is not None and (t.step % PREVIEW_EVERY == 0 or t.step == steps):
+                with torch.no_grad():
+                    shown = t.ema_generator(preview.to(t.device).clone()).float().cpu()
+            bar.update(t.step, shown)
+
+        with torch.inference_mode(False), torch.enable_grad():
+            model_dir = trainer.train(on_step=on_step)
+        _publish(model_dir, target)
+        return (load_style_model(str(target), device=comfy_env.offload_device(), dtype=torch.float32),)
+
+
+def _start(base: str) -> tuple[str, str]:
+    """(init_from, base) of the run: a new style on a library, or fine-tuning the shipped base."""
+    return ("", base) if base else ("base-fast", "")
+
+
+def _write_images(folder: Path, images: torch.Tensor) -> str:
+    """An IMAGE batch → PNG files in ``folder`` (replaced), for the trainer's file-based data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    for i, image in enumerate(comfy_to_bchw(images)):
+        save_image(image, folder / f"{i:04d}.png")
+    return str(folder)
+
+
+def _content_source(run: Path, content_images, content_folder: str) -> str:
+    if content_images is not None:
+        return _write_images(run / "inputs" / "content", content_images)
+    if content_folder.strip():
+        folder = Path(content_folder.strip()).expanduser()
+        if not folder.is_dir():
+            raise GanstyleError(f"content_folder {folder} is not a folder")
+        return str(folder)
+    raise GanstyleError("give photos to learn on: connect content_images or set content_folder")
+
+
+def _publish(model_dir: Path, target: Path) -> None:
+    """Copy the exported model (weights, config, card, samples) to ``target`` (replacing it)."""
+    import shutil
+
+    from ..core.io import atomic_write_bytes
+
+    target.mkdir(parents=True, exist_ok=True)
+    for item in model_dir.iterdir():
+        if item.is_file():
+            atomic_write_bytes(target / item.name, item.read_bytes())
+    style_file = model_dir.parent / "style"
+    if style_file.is_dir():                     # trained on a library: its style file too
+        shutil.copytree(style_file, target / "style", dirs_exist_ok=True)
+
+
+NODE_CLASS_MAPPINGS = {"TrainStyle": TrainStyle}
+NODE_DISPLAY_NAME_MAPPINGS = {"TrainStyle": "Train Style (ganstyle)"}

@@ -1,0 +1,62 @@
+"""Train Style called the way ComfyUI calls it: images in, a style model out (saved in
+models/style_transfer), progress with previews, and Cancel that resumes on the next run."""
+import pytest
+import torch
+
+from ganstyle.core.models import StyleModel, clear_cache
+from ganstyle.nodes.train import TrainStyle
+
+from helpers import comfy_call, synthetic_painting, synthetic_photo, tiny_generator
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    yield
+    clear_cache()
+
+
+@pytest.fixture
+def images():
+    photos = torch.cat([synthetic_photo(48, 64).roll(9 * i, -1) for i in range(3)]).permute(0, 2, 3, 1)
+    return photos, synthetic_painting(64, 64).permute(0, 2, 3, 1)
+
+
+def test_train_style_node_trains_saves_and_returns_a_model(comfy, vgg16, images, monkeypatch):
+    import ganstyle.nodes.train as train_node
+    monkeypatch.setattr(train_node, "PREVIEW_EVERY", 1)
+    photos, painting = images
+    base = tiny_generator().save_pretrained(comfy.style_dir / "tiny-base")    # a small start instead of base-fast
+    monkeypatch.setattr(train_node, "_start", lambda base_arg: ("", "") if base_arg else (str(base), ""))
+    (model,) = comfy_call(TrainStyle, encoder=vgg16, style_images=painting, name="mine", steps=2,
+                          content_images=photos, image_size=32)
+    assert isinstance(model, StyleModel)
+    assert (comfy.style_dir / "mine" / "model.safetensors").is_file()
+    assert (comfy.style_dir / "mine" / "README.md").is_file()
+    assert [u[0] for u in comfy.updates] == [1, 2] and len(comfy.previews) == 2
+    out = model.generator(synthetic_photo(32, 32))
+    assert out.shape == (1, 3, 32, 32)
+
+
+def test_cancel_keeps_a_checkpoint_and_the_next_run_continues(comfy, vgg16, images, monkeypatch):
+    import ganstyle.nodes.train as train_node
+    photos, painting = images
+    base = tiny_generator().save_pretrained(comfy.style_dir / "tiny-base")
+    monkeypatch.setattr(train_node, "_start", lambda base_arg: (str(base), ""))
+    comfy.interrupt_after = 2           # Cancel during the third step's check
+    with pytest.raises(Exception, match="interrupted"):
+        comfy_call(TrainStyle, encoder=vgg16, style_images=painting, name="again", steps=4,
+                   content_images=photos, image_size=32)
+    assert list((comfy.style_dir / "again.run" / "checkpoints").iterdir())
+    comfy.interrupt_after = None
+    comfy.updates.clear()
+    comfy_call(TrainStyle, encoder=vgg16, style_images=painting, name="again", steps=4, content_images=photos,
+               image_size=32)
+    assert comfy.updates[0][0] == 4 and (comfy.style_dir / "again" / "model.safetensors").is_file()
+
+
+def test_train_style_needs_photos(comfy, vgg16, images):
+    _, painting = images
+    with pytest.raises(ValueError, match="give photos to learn on"):
+        comfy_call(TrainStyle, encoder=vgg16, style_images=painting, name="x", steps=1)
