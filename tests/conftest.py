@@ -34,6 +34,15 @@ def vgg16(vgg16_file):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_model_cache():
+    """Loaded style models are cached by file: every test starts and ends with an empty cache."""
+    from ganstyle.core.models import clear_cache
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture(autouse=True)
 def _offline_hub(monkeypatch, tmp_path):
     """Tests never touch the network: the Hub is offline and its cache is per-test."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -8,7 +8,6 @@ from ganstyle.core.errors import ConfigError, WeightsError
 from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.models import (
     cached_hub_style_models,
-    clear_cache,
     default_style_model,
     load_style_model,
     local_style_models,
@@ -16,13 +15,6 @@ from ganstyle.core.models import (
 )
 
 from helpers import fill_hub_cache, tiny_config, tiny_generator
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ inputs (ComfyUI's MASK: (B, H, W) float in [0, 1]) giving regions their own styl
 import pytest
 import torch
 
-from ganstyle.core.models import clear_cache
 from ganstyle.core.stylize import stylize
 from ganstyle.nodes.stylize import GANStylize, LoadStyleModel
 
@@ -11,11 +10,6 @@ from helpers import comfy_call, tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    yield
-    clear_cache()
 
 
 @pytest.fixture

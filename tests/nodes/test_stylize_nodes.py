@@ -9,7 +9,6 @@ import torch
 import ganstyle
 from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.model_copies import release_device_copies
-from ganstyle.core.models import clear_cache
 from ganstyle.core.stylize import stylize
 from ganstyle.nodes.stylize import NO_MODELS, GANStylize, LoadStyleModel
 
@@ -17,11 +16,6 @@ from helpers import comfy_call, fill_hub_cache, tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    yield
-    clear_cache()
 
 
 @pytest.fixture

@@ -3,18 +3,13 @@ models/style_transfer), progress with previews, and Cancel that resumes on the n
 import pytest
 import torch
 
-from ganstyle.core.models import StyleModel, clear_cache
+from ganstyle.core.models import StyleModel
 from ganstyle.nodes.train import TrainStyle
 
 from helpers import comfy_call, synthetic_painting, synthetic_photo, tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    yield
-    clear_cache()
 
 
 @pytest.fixture

@@ -24,12 +24,6 @@ def model_dir(tmp_path):
     return tiny_generator().save_pretrained(tmp_path / "model")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    style_models.clear_cache()
-    yield
-    style_models.clear_cache()
-
 
 def expect_error(exc_type, fn, *needles):
     """Call fn, require exc_type, and that the message contains every needle (case-insensitive)."""

@@ -4,16 +4,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from ganstyle.core.models import clear_cache
 from ganstyle.train_cli.__main__ import main
 
 from helpers import fill_hub_cache, tiny_generator
-
-
-@pytest.fixture(autouse=True)
-def _clear():
-    yield
-    clear_cache()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import torch
 from PIL import Image
 
 from ganstyle.core.images import load_image, save_image
-from ganstyle.core.models import clear_cache
 from ganstyle.core.stylize import stylize
 from ganstyle.train_cli.__main__ import main
 
@@ -13,11 +12,6 @@ from helpers import synthetic_photo, tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    yield
-    clear_cache()
 
 
 @pytest.fixture

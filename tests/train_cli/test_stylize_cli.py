@@ -5,7 +5,6 @@ from PIL import Image
 
 from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.images import load_image, save_image
-from ganstyle.core.models import clear_cache
 from ganstyle.core.stylize import StylizeOptions, stylize
 from ganstyle.train_cli.__main__ import build_parser, main
 from ganstyle.train_cli.options import options_from_args
@@ -14,11 +13,6 @@ from helpers import tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    yield
-    clear_cache()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from ganstyle.core.images import save_image
-from ganstyle.core.models import clear_cache
 from ganstyle.core.video import VideoOptions, stylize_frames
 from ganstyle.core.video_io import FrameWriter, read_frames
 from ganstyle.train_cli.__main__ import main
@@ -11,11 +10,6 @@ from helpers import synthetic_photo, tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    yield
-    clear_cache()
 
 
 @pytest.fixture
