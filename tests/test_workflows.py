@@ -158,9 +158,9 @@ def tiny_world(tmp_path, monkeypatch):
     library.save_pretrained(tmp_path / "models" / "style_transfer" / "library-fast")
 
 
-def test_there_are_five_workflows_in_both_formats():
+def test_there_are_six_workflows_in_both_formats():
     assert {p.stem for p in API_FILES} == {"stylize_with_shipped_model", "optimize_with_vgg", "blend_two_styles",
-                                           "video_without_flicker", "train_a_style"}
+                                           "video_without_flicker", "train_a_style", "masked_two_styles"}
     assert {p.stem for p in UI_FILES} == {p.stem for p in API_FILES}
 
 
