@@ -48,17 +48,16 @@ def camera_clip(photo: torch.Tensor, sprite: torch.Tensor, frames: int, size: tu
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
                             indexing="ij")
 
+    def pose(t):     # the camera at frame t: rotation, zoom and where the frame centre looks
+        return math.radians(0.15 * t), 1.0 / (1.0 + 0.004 * t), pw / 2 + 2.5 * t, ph / 2 + 0.8 * t
+
     def camera(t):   # frame pixel → photo pixel: rotate, scale, translate about the frame centre
-        angle = math.radians(0.15 * t)
-        scale = 1.0 / (1.0 + 0.004 * t)
-        cx, cy = pw / 2 + 2.5 * t, ph / 2 + 0.8 * t
+        angle, scale, cx, cy = pose(t)
         u, v = (xs - w / 2) * scale, (ys - h / 2) * scale
         return cx + u * math.cos(angle) - v * math.sin(angle), cy + u * math.sin(angle) + v * math.cos(angle)
 
     def to_frame(t, qx, qy):   # photo pixel → frame pixel (inverse of camera(t))
-        angle = math.radians(0.15 * t)
-        scale = 1.0 / (1.0 + 0.004 * t)
-        cx, cy = pw / 2 + 2.5 * t, ph / 2 + 0.8 * t
+        angle, scale, cx, cy = pose(t)
         dx, dy = qx - cx, qy - cy
         u = (dx * math.cos(angle) + dy * math.sin(angle)) / scale
         v = (-dx * math.sin(angle) + dy * math.cos(angle)) / scale
@@ -112,20 +111,15 @@ def e_warp(results: list[torch.Tensor], flows, valid) -> float:
 
 
 def real_clip(path: str, size: tuple[int, int] | None, limit: int):
-    """Frames of a video file (PyAV), optionally resized; flows and validity from DIS on the input."""
-    import av
+    """Frames of a video file, optionally resized; flows and validity from DIS on the input."""
+    import itertools
 
     from ganstyle.core.flow import FlowEstimator, occlusion_mask
+    from ganstyle.core.video_io import read_frames
 
-    frames = []
-    with av.open(path) as container:
-        for frame in container.decode(video=0):
-            x = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)[None].float() / 255
-            if size is not None:
-                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-            frames.append(x)
-            if len(frames) >= limit:
-                break
+    frames = list(itertools.islice(read_frames(path)[0], limit))
+    if size is not None:
+        frames = [F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True) for x in frames]
     est = FlowEstimator("medium")
     flows, valid = [torch.zeros(*frames[0].shape[-2:], 2)], [torch.zeros(frames[0].shape[-2:])]
     for t in range(1, len(frames)):

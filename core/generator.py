@@ -288,6 +288,12 @@ class StyleGenerator(nn.Module):
         """{module name: conditional norm layer}, in network order (empty for a single-style model)."""
         return {name: m for name, m in self.named_modules() if isinstance(m, ConditionalInstanceNorm2d)}
 
+    def norm_parameter_names(self) -> list[str]:
+        """State-dict keys of the norm layers' scales and shifts, in network order: all that differs
+        between the styles of a library (a style's tables are (S, C), a single style's (C,))."""
+        norms = [name for name, m in self.named_modules() if isinstance(m, InstanceNorm2d)]
+        return [f"{name}.{leaf}" for name in norms for leaf in ("weight", "bias")]
+
     def subset(self, indices: list[int]) -> StyleGenerator:
         """A library of the styles ``indices`` of this one (shared weights copied), in that order:
         a mask over K styles runs with K weight channels, not one per style of the library."""
@@ -306,11 +312,8 @@ class StyleGenerator(nn.Module):
 
     def _derived(self, config: GeneratorConfig, norm_rows) -> StyleGenerator:
         """A generator of ``config`` with this one's weights, each norm table (S, C) mapped by ``norm_rows``."""
-        norms = self.style_norms()
-        state = {}
-        for key, value in self.state_dict().items():
-            module, _, leaf = key.rpartition(".")
-            state[key] = norm_rows(value) if module in norms and leaf in ("weight", "bias") else value
+        tables = set(self.norm_parameter_names())
+        state = {key: norm_rows(value) if key in tables else value for key, value in self.state_dict().items()}
         derived = StyleGenerator(config)
         derived.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
         first = next(self.parameters())
@@ -324,13 +327,9 @@ class StyleGenerator(nn.Module):
             raise ValueError("library_from takes a single-style generator")
         config = dataclasses.replace(generator.config, styles=tuple(dict(s) for s in styles))
         library = cls(config)
-        norms = library.style_norms()
-        state = {}
-        for key, value in generator.state_dict().items():
-            module, _, leaf = key.rpartition(".")
-            state[key] = (value.float().expand(len(styles), -1).clone()
-                          if module in norms and leaf in ("weight", "bias") else value.float())
-        library.load_state_dict(state)
+        tables = set(generator.norm_parameter_names())
+        library.load_state_dict({key: value.float().expand(len(styles), -1).clone() if key in tables else value.float()
+                                 for key, value in generator.state_dict().items()})
         return library
 
     # ---- geometry, used by tiled inference ------------------------------------------------------

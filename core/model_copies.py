@@ -23,6 +23,13 @@ _prepared: weakref.WeakKeyDictionary[StyleGenerator, dict] = weakref.WeakKeyDict
 _prepared_lock = threading.Lock()
 
 
+def weights_version(module: torch.nn.Module) -> tuple:
+    """Changes whenever ``module``'s weights are replaced or modified in place (storage and the
+    tensors' version counters): the key that tells a cached copy derived from it is stale.
+    Inference tensors (a model loaded inside ComfyUI's inference mode) have no version counter."""
+    return tuple((t.data_ptr(), 0 if t.is_inference() else t._version) for t in module.state_dict().values())
+
+
 def prepare_model(model, device: torch.device, dtype: torch.dtype,
                   channels_last: bool = False) -> StyleGenerator:
     """The generator ready for inference on ``device``/``dtype``: ``model`` itself when it already
@@ -38,8 +45,7 @@ def prepare_model(model, device: torch.device, dtype: torch.dtype,
     if p.device == device and p.dtype == dtype and not generator.training and conv.is_contiguous(memory_format=fmt):
         return generator
     key = (str(device), dtype, channels_last)
-    # inference tensors (a model loaded inside ComfyUI's inference mode) have no version counter
-    version = tuple((t.data_ptr(), 0 if t.is_inference() else t._version) for t in generator.state_dict().values())
+    version = weights_version(generator)
     with _prepared_lock:
         cached = _prepared.get(generator, {}).get(key)
     if cached is not None and cached[0] == version:

@@ -33,8 +33,8 @@ class NormStatistics:
         self._pending: dict = {}   # gathering: {module: (count, mean, sum of squared deviations)}
 
     @contextlib.contextmanager
-    def _mode(self, kind: str):
-        token = _NORM_MODE.set((kind, self))
+    def _mode(self, kind: str, record_into: NormStatistics | None = None):
+        token = _NORM_MODE.set((kind, self, record_into))
         try:
             yield self
         finally:
@@ -47,8 +47,7 @@ class NormStatistics:
     def frozen(self, record_into: NormStatistics | None = None):
         """Norm layers normalise with the statistics stored here; with ``record_into``, each layer
         also measures its input's own statistics and stores them there (one pass does both)."""
-        self._record_into = record_into
-        return self._mode("frozen")
+        return self._mode("frozen", record_into)
 
     def gathering(self, region: tuple[int, int, int, int], crop_size: tuple[int, int], align: int):
         """Exact statistics of an image too large for one pass, one norm layer per pass over its
@@ -114,26 +113,24 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         if self.training or (_NORM_MODE.get() is None and not _is_channels_last(x)):
             return super().forward(x)  # the native kernel: fastest for NCHW
         mean, var = self.statistics(x)
-        scale = self.weight.float().view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
-        shift = self.bias.float().view(1, -1, 1, 1) - mean * scale
-        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+        return _normalize(x, mean, var, self.weight.float().view(1, -1, 1, 1), self.bias.float().view(1, -1, 1, 1),
+                          self.eps)
 
     def statistics(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-image channel mean and variance, each (B, C, 1, 1) float32, as the current
         :class:`NormStatistics` mode says: measured (and, recording, stored), frozen, or gathered
         (which stops the pass with :class:`StatisticsGathered`). With ``weights`` (B, K, H, W)
         (style regions), per region: (B, K, C, 1, 1), each over its region's pixels."""
-        kind, store = _NORM_MODE.get() or ("plain", None)
+        kind, store, record_into = _NORM_MODE.get() or ("plain", None, None)
         if kind == "gather":
             if self not in store.stats:   # the layer this pass gathers: its share, then stop
                 store._add(self, x, weights)
                 raise StatisticsGathered
             kind = "frozen"
         if kind == "frozen":
-            measure_into = getattr(store, "_record_into", None)
-            if measure_into is not None and weights is None:
+            if record_into is not None and weights is None:
                 var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
-                measure_into.stats[self] = (mean.float(), var.float())
+                record_into.stats[self] = (mean.float(), var.float())
             try:
                 return store.stats[self]
             except KeyError:
@@ -206,23 +203,28 @@ class ConditionalInstanceNorm2d(InstanceNorm2d):
             raise RuntimeError("a style library's norm layer ran without a style condition")
         if condition.maps is None:                                   # one mix per image
             mean, var = self.statistics(x)
-            inv_std = torch.rsqrt(var + self.eps)
             gamma = (condition.weights.float() @ self.weight.float())[..., None, None]     # (B, C, 1, 1)
             beta = (condition.weights.float() @ self.bias.float())[..., None, None]
-        else:
-            # Regions: each style k normalises with the statistics of its own region (weighted by
-            # its map), so a region looks as that style would make it, whatever lies next to it:
-            # y = Σ_k m_k · (γ_k (x − μ_k) / σ_k + β_k), as one scale map and one shift map.
-            maps = condition.maps_at(x.shape[-2:])                                          # (B, K, h, w)
-            mean, var = self.statistics(x, maps)                                            # (B, K, C, 1, 1)
-            k_scale = self.weight.float()[None] * torch.rsqrt(var + self.eps)[..., 0, 0]   # (B, K, C)
-            k_shift = self.bias.float()[None] - mean[..., 0, 0] * k_scale
-            scale = torch.einsum("bkhw,bkc->bchw", maps, k_scale)
-            shift = torch.einsum("bkhw,bkc->bchw", maps, k_shift)
-            return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
-        scale = gamma * inv_std.to(gamma.dtype)
-        shift = beta - mean.to(gamma.dtype) * scale
+            return _normalize(x, mean, var, gamma, beta, self.eps)
+        # Regions: each style k normalises with the statistics of its own region (weighted by
+        # its map), so a region looks as that style would make it, whatever lies next to it:
+        # y = Σ_k m_k · (γ_k (x − μ_k) / σ_k + β_k), as one scale map and one shift map.
+        maps = condition.maps_at(x.shape[-2:])                                          # (B, K, h, w)
+        mean, var = self.statistics(x, maps)                                            # (B, K, C, 1, 1)
+        k_scale = self.weight.float()[None] * torch.rsqrt(var + self.eps)[..., 0, 0]   # (B, K, C)
+        k_shift = self.bias.float()[None] - mean[..., 0, 0] * k_scale
+        scale = torch.einsum("bkhw,bkc->bchw", maps, k_scale)
+        shift = torch.einsum("bkhw,bkc->bchw", maps, k_shift)
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+
+def _normalize(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+               eps: float) -> torch.Tensor:
+    """``gamma · (x − mean) / √(var + eps) + beta`` as one fused multiply-add in x's dtype (the
+    per-channel factors in float32; all (B or 1, C, 1, 1))."""
+    scale = gamma * torch.rsqrt(var + eps)
+    shift = beta - mean * scale
+    return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
 
 def _weighted_moments(x: torch.Tensor, weights: torch.Tensor

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .errors import InputError
 from .generator import StyleGenerator
+from .model_copies import weights_version
 
 StyleSpec = str | Mapping[str, float]
 
@@ -123,8 +124,8 @@ def conditioned(generator: StyleGenerator, size: tuple[int, int], batch: int, st
         raise InputError(f"this style library needs a style: one of {generator.style_names}, or a blend "
                          f"such as '{generator.style_names[0]}:0.5, {generator.style_names[-1]}:0.5'")
     if not regions:
-        return _cached(generator, ("mix", tuple(style_weights(generator, style).tolist())),
-                       lambda: generator.mixed(style_weights(generator, style))), None
+        weights = style_weights(generator, style)
+        return _cached(generator, ("mix", tuple(weights.tolist())), lambda: generator.mixed(weights)), None
     maps = weight_maps(generator, size, batch, style, regions)
     active = [i for i in range(maps.shape[1]) if bool((maps[:, i] > 1e-6).any())]
     if len(active) == 1:
@@ -135,7 +136,7 @@ def conditioned(generator: StyleGenerator, size: tuple[int, int], batch: int, st
 def _cached(generator: StyleGenerator, key, build) -> StyleGenerator:
     """Derived generators are kept (a few) on the library, so repeated calls reuse their device
     copies and CUDA graphs."""
-    version = tuple((t.data_ptr(), 0 if t.is_inference() else t._version) for t in generator.state_dict().values())
+    version = weights_version(generator)
     cache = generator.__dict__.setdefault("_style_choice_cache", {})
     if key not in cache or cache[key][0] != version:   # (re)built when the library's weights changed
         if len(cache) >= 8:

@@ -24,7 +24,6 @@ import torch
 from .errors import WeightsError
 from .generator import STYLE_INFO_KEYS, StyleGenerator
 from .io import atomic_write_json, load_safetensors_checked, save_safetensors_atomic, tensors_fingerprint
-from .norm_statistics import InstanceNorm2d
 
 STYLE_WEIGHTS = "style.safetensors"
 STYLE_RECORD = "style.json"
@@ -32,14 +31,8 @@ STYLE_RECORD = "style.json"
 
 def shared_fingerprint(generator: StyleGenerator) -> str:
     """Identity of the weights every style shares (everything but the norm layers' scale/shift)."""
-    norms = set(norm_parameter_names(generator))
+    norms = set(generator.norm_parameter_names())
     return tensors_fingerprint({k: v for k, v in generator.state_dict().items() if k not in norms})
-
-
-def norm_parameter_names(generator: StyleGenerator) -> list[str]:
-    """State-dict keys of the norm layers' scale and shift, in network order."""
-    norms = [name for name, m in generator.named_modules() if isinstance(m, InstanceNorm2d)]
-    return [f"{name}.{leaf}" for name in norms for leaf in ("weight", "bias")]
 
 
 def save_style_file(generator: StyleGenerator, folder: str | Path, record: dict, base: StyleGenerator) -> Path:
@@ -52,7 +45,7 @@ def save_style_file(generator: StyleGenerator, folder: str | Path, record: dict,
                            "the library's convolutions frozen (ganstyle train --base) can become a style file")
     folder = Path(folder)
     state = generator.state_dict()
-    save_safetensors_atomic({k: state[k].float().contiguous() for k in norm_parameter_names(generator)},
+    save_safetensors_atomic({k: state[k].float().contiguous() for k in generator.norm_parameter_names()},
                             folder / STYLE_WEIGHTS, metadata={"format": "pt", "class": "StyleFile"})
     atomic_write_json(folder / STYLE_RECORD, {"_class_name": "StyleFile",
                                               **{k: str(v) for k, v in record.items() if k in STYLE_INFO_KEYS},
@@ -99,7 +92,7 @@ def add_styles(library: StyleGenerator, folders: Sequence[str | Path]) -> StyleG
 
     grown = StyleGenerator(dataclasses.replace(library.config, styles=tuple(records)))
     state = library.state_dict()
-    norm_keys = set(norm_parameter_names(library))
+    norm_keys = set(library.norm_parameter_names())
     new_state = {}
     for key, value in state.items():
         if key not in norm_keys:

@@ -64,7 +64,6 @@ from .losses import (
     warp_consistency_loss,
 )
 from .model_card import model_card
-from .style_files import norm_parameter_names
 from .training.checkpoint import (
     CHECKPOINT_FORMAT,
     latest_checkpoint,
@@ -140,7 +139,7 @@ class Trainer:
                               f"{self.discriminator.config.min_input_size()}); raise --image-size or lower "
                               f"--d-layers/--d-scales")
         if config.base:   # a new style for a library: its convolutions stay as they are
-            trainable = set(norm_parameter_names(self.generator))
+            trainable = set(self.generator.norm_parameter_names())
             for name, parameter in self.generator.named_parameters():
                 parameter.requires_grad_(name in trainable)
         self.ema_generator = copy.deepcopy(self.generator).eval().requires_grad_(False)

@@ -147,3 +147,25 @@ def cut_network(monkeypatch):
     monkeypatch.setattr(c, "ENDPOINT", endpoint)
     monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
     return endpoint
+
+
+def panning_clip(frames: int, h: int, w: int, *, shift: int = 2, noise: float = 0.04, seed: int = 1) -> list:
+    """A synthetic photo panning right by ``shift`` px per frame, with fresh sensor noise in every
+    frame: a clip whose exact motion is known. Frames (1, 3, h, w) in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    base = synthetic_photo(h, w)
+    return [(base.roll(shift * t, -1) + noise * torch.randn(base.shape, generator=g)).clamp(0, 1)
+            for t in range(frames)]
+
+
+def panning_warp_error(results: list, shift: int = 2, border: int = 8) -> float:
+    """E_warp of the results of :func:`panning_clip`: the mean squared difference between each
+    result and the previous one moved by the known ``shift``, away from the ``border``."""
+    import numpy as np
+
+    from ganstyle.core.flow import warp_by_flow
+    flow = np.zeros((*results[0].shape[-2:], 2), np.float32)
+    flow[..., 0] = -shift
+    inner = (..., slice(border, -border), slice(border, -border))
+    return sum(float((r - warp_by_flow(p, flow))[inner].pow(2).mean())
+               for p, r in zip(results, results[1:])) / (len(results) - 1)

@@ -15,6 +15,7 @@ import torch
 
 from ..data import CropSampler, ImageSet, load_image_set
 from ..errors import ConfigError
+from ..generator import STYLE_INFO_KEYS
 from ..losses import PerceptualLoss
 from ..vgg import CONTENT_LAYER, STYLE_LAYERS, VGGEncoder
 from .config import TrainConfig
@@ -42,7 +43,7 @@ def library_entries(config: TrainConfig) -> list[dict]:
     entries = []
     for raw in config.styles:
         name, path = parse_style_entry(raw)
-        info = {k: str(v) for k, v in config.style_info.get(name, {}).items() if k in ("source", "licence", "author")}
+        info = {k: str(v) for k, v in config.style_info.get(name, {}).items() if k in STYLE_INFO_KEYS and k != "name"}
         entries.append({"name": name, "source": info.pop("source", Path(path).name), **info})
     names = [e["name"] for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})

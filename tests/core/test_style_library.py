@@ -233,7 +233,7 @@ def test_library_fine_tunes_from_a_single_style_model(library_data, vgg16, tmp_p
 
 def test_a_new_style_trains_only_its_norm_parameters_and_becomes_a_style_file(library_data, vgg16, tmp_path):
     from ganstyle.core.errors import WeightsError
-    from ganstyle.core.style_files import add_styles, norm_parameter_names, read_style_file
+    from ganstyle.core.style_files import add_styles, read_style_file
 
     data, root = library_data
     library = tiny_library()
@@ -242,10 +242,10 @@ def test_a_new_style_trains_only_its_norm_parameters_and_becomes_a_style_file(li
                                generator={}, style_info={"stripes": {"licence": "CC0"}})
     trainer = Trainer(config, encoder=vgg16)
     trainable = {n for n, p in trainer.generator.named_parameters() if p.requires_grad}
-    assert trainable == set(norm_parameter_names(trainer.generator))
+    assert trainable == set(trainer.generator.norm_parameter_names())
     model_dir = trainer.train()
     new_style = StyleGenerator.from_pretrained(model_dir)
-    shared = {k: v for k, v in library.state_dict().items() if k not in set(norm_parameter_names(library))}
+    shared = {k: v for k, v in library.state_dict().items() if k not in set(library.norm_parameter_names())}
     for key, value in shared.items():          # the library's convolutions did not move
         torch.testing.assert_close(new_style.state_dict()[key], value, msg=key)
     style_dir = tmp_path / "run" / "style"

@@ -2,29 +2,16 @@ import pytest
 import torch
 
 from ganstyle.core.errors import InputError
-from ganstyle.core.flow import warp_by_flow
 from ganstyle.core.stylize import stylize
 from ganstyle.core.video import VideoOptions, VideoStylizer, stylize_frames
 
-from helpers import synthetic_photo, tiny_generator
+from helpers import panning_clip, panning_warp_error, synthetic_photo, tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
 
 
-def noisy_clip(frames=6, shift=2, noise=0.04):
-    """A photo panning right by ``shift`` px per frame, with fresh sensor noise in every frame."""
-    g = torch.Generator().manual_seed(1)
-    base = synthetic_photo(48, 80)
-    return [(base.roll(shift * t, -1) + noise * torch.randn(base.shape, generator=g)).clamp(0, 1)
-            for t in range(frames)]
-
-
-def warp_error(results, shift):
-    import numpy as np
-    flow = np.zeros((*results[0].shape[-2:], 2), np.float32)
-    flow[..., 0] = -shift
-    return sum(float((r - warp_by_flow(p, flow))[..., 8:-8, 8:-8].pow(2).mean())
-               for p, r in zip(results, results[1:])) / (len(results) - 1)
+def noisy_clip(frames=6):
+    return panning_clip(frames, 48, 80, shift=2, noise=0.04, seed=1)
 
 
 def test_per_frame_mode_is_plain_stylize():
@@ -48,7 +35,7 @@ def test_temporal_mode_cuts_the_warping_error():
     clip = noisy_clip()
     per_frame = list(stylize_frames(model, clip, VideoOptions(temporal=0.0, statistics="frame")))
     steady = list(stylize_frames(model, clip, VideoOptions(temporal=0.8)))
-    assert warp_error(steady, 2) < 0.5 * warp_error(per_frame, 2)
+    assert panning_warp_error(steady, 2) < 0.5 * panning_warp_error(per_frame, 2)
     torch.testing.assert_close(steady[0], per_frame[0], atol=1e-5, rtol=0)   # the first frame is its own
 
 

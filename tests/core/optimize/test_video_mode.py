@@ -1,30 +1,18 @@
 """Optimize Stylize's video mode (Ruder et al. 2016): each frame starts from the previous result
 moved along the flow and is held to it where the scene is visible in both."""
-import numpy as np
 import pytest
 import torch
 
 from ganstyle.core.features import compute_style_features
-from ganstyle.core.flow import warp_by_flow
 from ganstyle.core.optimize import OptimizeOptions, StyleTransferCancelled, optimize_stylize, optimize_video
 
-from helpers import synthetic_painting, synthetic_photo
+from helpers import panning_clip, panning_warp_error, synthetic_painting
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def clip(frames=3, shift=2):
-    g = torch.Generator().manual_seed(2)
-    base = synthetic_photo(48, 64)
-    return [(base.roll(shift * t, -1) + 0.03 * torch.randn(base.shape, generator=g)).clamp(0, 1)
-            for t in range(frames)]
-
-
-def warp_error(results, shift=2):
-    flow = np.zeros((*results[0].shape[-2:], 2), np.float32)
-    flow[..., 0] = -shift
-    return sum(float((r - warp_by_flow(p, flow))[..., 8:-8, 8:-8].pow(2).mean())
-               for p, r in zip(results, results[1:])) / (len(results) - 1)
+def clip(frames=3):
+    return panning_clip(frames, 48, 64, shift=2, noise=0.03, seed=2)
 
 
 def test_video_mode_is_steadier_than_frame_by_frame_at_the_same_steps(vgg16):
@@ -35,7 +23,7 @@ def test_video_mode_is_steadier_than_frame_by_frame_at_the_same_steps(vgg16):
     steady = list(optimize_video(vgg16, frames, style, options, temporal_weight=500))
     assert all(r.shape == (1, 3, 48, 64) for r in steady)
     torch.testing.assert_close(steady[0], alone[0])            # the first frame is a plain run
-    assert warp_error(steady) < 0.5 * warp_error(alone)
+    assert panning_warp_error(steady) < 0.5 * panning_warp_error(alone)
 
 
 def test_video_mode_cancels_within_a_frame(vgg16):
