@@ -22,6 +22,14 @@ centre crop of each too.
         --style /usr/share/backgrounds/mate/abstract/Elephants.jpg \\
         --encoder .eval/vgg16_eval.safetensors --sheet bench/out/quality.jpg --goals
 
+Arbitrary-style models (any style image in one pass) are measured on held-out photos AND held-out
+styles: --styles DIR (each subfolder or image one style) pairs style i with photo i mod N (with
+--photos-per-style K, photos iK … iK+K-1), gives each model the style's features and Optimize
+Stylize the same style, and adds the style image as the sheet's second column:
+
+    python bench/bench_quality.py runs/photos/holdout --styles styles/holdout --model arbitrary-fast \
+        --encoder .eval/vgg16_eval.safetensors --goals --goal-style 0.08 --sheet bench/out/arbitrary.jpg
+
 The evaluation encoder (.eval/vgg16_eval.safetensors, built by ../shared/tools/make_eval_encoder.py)
 is a stand-in for ImageNet VGG weights, for benchmarks only; the default is the user default, vgg19.
 """
@@ -42,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("style", "edges", "tone", "contrast", "content")
 GOALS = (("tone", ">=", 0.6), ("contrast", ">=", 0.6), ("style", "<=", 0.05), ("edges", ">=", 0.35))
 OPTIMIZE = "Optimize Stylize"
+GOAL_STYLE = None     # --goal-style
 
 
 def parse_args(argv=None):
@@ -49,9 +58,16 @@ def parse_args(argv=None):
     p.add_argument("photos", nargs="*", default=[str(ROOT / "runs" / "photos" / "holdout")],
                    help="held-out photo files and/or folders (default: runs/photos/holdout, made by "
                         "'ganstyle data photos runs/photos')")
-    p.add_argument("--style", required=True,
+    p.add_argument("--style", default=None,
                    help="the style image the models were trained on, or a folder of a domain's images (its target "
                         "is their averaged Gram)")
+    p.add_argument("--styles", default=None, metavar="DIR",
+                   help="instead of --style: a folder of (held-out) styles, each subfolder or image one style, for "
+                        "arbitrary-style models; style i is paired with photo i mod N")
+    p.add_argument("--photos-per-style", type=int, default=1, metavar="K",
+                   help="with --styles: photos per style (default 1)")
+    p.add_argument("--goal-style", type=float, default=0.05,
+                   help="the style-ratio goal (default 0.05, single styles; arbitrary styles: 0.08)")
     p.add_argument("--library-style", metavar="SPEC", default=None,
                    help="for style libraries among the models: the style (or blend) to apply, e.g. 'story'")
     p.add_argument("--model", action="append", default=[], metavar="REF",
@@ -107,6 +123,23 @@ def measure(encoder, style, photo: torch.Tensor, result: torch.Tensor) -> dict[s
             "content": float(quality.content_error(encoder, photo, result)[0])}
 
 
+def style_sources(args) -> list[tuple[str, list[Path]]]:
+    """[(style name, its image files)]: the one --style, or each subfolder/image of --styles."""
+    from ganstyle.core.data import list_image_files
+    from ganstyle.core.images import IMAGE_SUFFIXES
+
+    if args.styles is None:
+        files, _ = list_image_files(args.style, what="style images")
+        return [(Path(args.style).stem, files)]
+    entries = []
+    for child in sorted(Path(args.styles).iterdir()):
+        if child.is_dir():
+            entries.append((child.name, list_image_files(str(child), what="style images")[0]))
+        elif child.suffix.lower() in IMAGE_SUFFIXES:
+            entries.append((child.stem, [child]))
+    return entries
+
+
 def medians(rows: list[dict]) -> dict[str, dict[str, float]]:
     """{method: {metric: median over photos}}."""
     out: dict[str, dict[str, float]] = {}
@@ -121,6 +154,7 @@ def check_goals(figures: dict[str, float]) -> list[tuple[str, str, float, float,
     """[(metric, op, value, target, passed)] for one method's medians."""
     results = []
     for metric, op, target in GOALS:
+        target = GOAL_STYLE if metric == "style" and GOAL_STYLE is not None else target
         value = figures[metric]
         results.append((metric, op, value, target, value >= target if op == ">=" else value <= target))
     return results
@@ -140,7 +174,8 @@ def format_table(rows: list[dict], meds: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def write_sheet(path: Path, photos, results: dict[str, list[torch.Tensor]], cell: int, crops: bool) -> None:
+def write_sheet(path: Path, photos, results: dict[str, list[torch.Tensor]], cell: int, crops: bool,
+                style_column: list[torch.Tensor] | None = None) -> None:
     """Rows = photos; columns = photo | each method (cell px on the long side, labelled); with
     ``crops`` a centre crop at full resolution of each, cell px square, so 100 % zoom shows texture."""
     from PIL import Image, ImageDraw
@@ -148,7 +183,8 @@ def write_sheet(path: Path, photos, results: dict[str, list[torch.Tensor]], cell
     from ganstyle.core.features import resize_long_side
     from ganstyle.core.images import to_pil
 
-    columns = [("photo", [p for _, p in photos])] + list(results.items())
+    columns = [("photo", [p for _, p in photos])] + ([("style", style_column)] if style_column else []) \
+        + list(results.items())
     if crops:
         columns += [(f"{name} (100% crop)", [_centre_crop(t, cell) for t in images]) for name, images in columns]
     label_h, pad = 18, 6
@@ -169,16 +205,17 @@ def write_sheet(path: Path, photos, results: dict[str, list[torch.Tensor]], cell
     sheet.save(path, quality=92)
 
 
-def _reference_path(args, encoder, photo_name: str) -> Path | None:
+def _reference_path(args, encoder, photo_name: str, style_files: list[Path]) -> Path | None:
     """Where the Optimize Stylize result of one photo is cached (None: no cache). The name holds
     everything the result depends on: photo, style file, sizes and encoder."""
     if not args.reference_cache:
         return None
     import hashlib
-    key = f"{Path(args.style).resolve()}|{args.style_size}|{args.long_side}|{encoder.identity}"
+    where = "|".join(str(Path(f).resolve()) for f in style_files)
+    key = f"{where}|{args.style_size}|{args.long_side}|{encoder.identity}"
     folder = Path(args.reference_cache)
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{photo_name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.png"
+    return folder / f"{photo_name.replace('/', '_')}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.png"
 
 
 def _centre_crop(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -198,26 +235,32 @@ def run(args) -> dict:
 
     device = resolve_device(args.device)
     encoder = load_vgg_encoder(args.encoder, device=device)
-    from ganstyle.core.data import list_image_files
-    style_files, _ = list_image_files(args.style, what="style images")
-    style = compute_style_features(encoder, [load_image(f) for f in style_files], style_size=args.style_size)
-    photos = load_photos(args.photos, args.long_side, args.limit)
+    styles = [(name, files, compute_style_features(encoder, [load_image(f) for f in files], style_size=args.style_size))
+              for name, files in style_sources(args)]
+    photo_list = load_photos(args.photos, args.long_side, args.limit)
+    if args.styles is None:     # every photo with the one style
+        pairs = [(name, photo, styles[0]) for name, photo in photo_list]
+    else:                       # style i with photos iK … iK+K-1 (cycling)
+        k = args.photos_per_style
+        pairs = [(f"{photo_list[j % len(photo_list)][0]}/{style[0]}", photo_list[j % len(photo_list)][1], style)
+                 for i, style in enumerate(styles) for j in range(i * k, i * k + k)]
+    photos = [(name, photo) for name, photo, _ in pairs]
     if len(args.label) > len(args.model):
         raise SystemExit(f"{len(args.label)} --label for {len(args.model)} --model")
     labels = args.label + args.model[len(args.label):]
     models = [(label, load_style_model(ref, device=device)) for label, ref in zip(labels, args.model)]
-    print(f"# {len(photos)} photos at {args.long_side} px; style {args.style}; encoder {encoder.source or args.encoder}"
-          f" ({encoder.arch}); device {device}; threads {torch.get_num_threads()}; load "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
+    print(f"# {len(photos)} photos at {args.long_side} px; style {args.style or args.styles}; encoder "
+          f"{encoder.source or args.encoder} ({encoder.arch}); device {device}; threads {torch.get_num_threads()}; "
+          f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
 
     methods = ([] if args.no_optimize else [OPTIMIZE]) + [ref for ref, _ in models]
     results: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
     rows = []
-    for name, photo in photos:
+    for name, photo, (_, style_files, style) in pairs:
         for method in methods:
             start = time.perf_counter()
             if method == OPTIMIZE:
-                cached = _reference_path(args, encoder, name)
+                cached = _reference_path(args, encoder, name, style_files)
                 if cached is not None and cached.is_file():
                     out, seconds = load_image(cached), json.loads(cached.with_suffix(".json").read_text())["seconds"]
                 else:
@@ -228,8 +271,9 @@ def run(args) -> dict:
                         cached.with_suffix(".json").write_text(json.dumps({"seconds": seconds}))
             else:
                 model = dict(models)[method]
-                library = bool(model.generator.config.num_styles)
-                out = stylize(model, photo.to(device), device=device, style=args.library_style if library else None)
+                config = model.generator.config
+                choice = style if config.style_embedding else args.library_style if config.num_styles else None
+                out = stylize(model, photo.to(device), device=device, style=choice)
                 seconds = time.perf_counter() - start
             out = out.float().cpu()
             results[method].append(out)
@@ -237,19 +281,25 @@ def run(args) -> dict:
             print(f"  {name}: {method} in {seconds:.1f} s: "
                   + " ".join(f"{m} {rows[-1][m]:.3f}" for m in METRICS), file=sys.stderr)
     meds = medians(rows)
-    report = {"photos": [n for n, _ in photos], "long_side": args.long_side, "style": args.style,
+    report = {"photos": [n for n, _ in photos], "long_side": args.long_side, "style": args.style or args.styles,
               "encoder": args.encoder, "rows": rows, "medians": meds,
               "goals": {m: [dict(zip(("metric", "op", "value", "target", "passed"), g)) for g in check_goals(meds[m])]
                         for m in meds if m != OPTIMIZE}}
+    style_column = None if args.styles is None else [load_image(files[0]) for _, _, (_, files, _) in pairs]
     if args.sheet:
-        write_sheet(Path(args.sheet), photos, results, args.cell, args.crops)
+        write_sheet(Path(args.sheet), photos, results, args.cell, args.crops, style_column)
     if args.gallery:
-        write_sheet(Path(args.gallery), photos, results, args.cell, crops=False)
+        write_sheet(Path(args.gallery), photos, results, args.cell, False, style_column)
     return report
 
 
 def main(argv=None) -> int:
+    global GOAL_STYLE
     args = parse_args(argv)
+    GOAL_STYLE = args.goal_style
+    if (args.style is None) == (args.styles is None):
+        print("give the style: --style IMAGE_OR_DOMAIN, or --styles DIR of held-out styles", file=sys.stderr)
+        return 2
     if not args.model and args.no_optimize:
         print("nothing to measure: give --model REF and/or drop --no-optimize", file=sys.stderr)
         return 2

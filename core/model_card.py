@@ -75,21 +75,9 @@ A feed-forward style-transfer generator for [ganstyle](https://github.com/gansty
 {shown}
 {options}
 ## Use
-
-```bash
-ganstyle stylize photo.jpg -o out/ --model {ref}
-```
-
-```python
-from ganstyle.core.images import load_image, save_image
-from ganstyle.core.models import load_style_model
-
-model = load_style_model("{ref}").generator
-save_image(model(load_image("photo.jpg")), "stylised.png")
-```
-
+{_use(generator, ref)}
 {comfy}
-{_styles_section(generator)}{_training_section(training) if training else ""}"""
+{_styles_section(generator)}{_arbitrary_section(generator, ref)}{_training_section(training) if training else ""}"""
 
 
 _LOSS_NAMES = {"lambda_content": "content (relu4_2)", "lambda_style": "Gram style", "lambda_tone": "tone",
@@ -125,6 +113,62 @@ or give regions their own style with masks (`--mask region.png=NAME`), all in on
 | style | source | author | licence |
 |---|---|---|---|
 {rows}
+"""
+
+
+def _use(generator: torch.nn.Module, ref: str) -> str:
+    if getattr(generator.config, "style_embedding", 0):
+        return "\nGive it a style image: see *Any style* below.\n"
+    return f"""
+```bash
+ganstyle stylize photo.jpg -o out/ --model {ref}
+```
+
+```python
+from ganstyle.core.images import load_image, save_image
+from ganstyle.core.models import load_style_model
+
+model = load_style_model("{ref}").generator
+save_image(model(load_image("photo.jpg")), "stylised.png")
+```
+"""
+
+
+def _arbitrary_section(generator: torch.nn.Module, ref: str) -> str:
+    """For an arbitrary-style model: how to give it a style, and the encoder it reads."""
+    config = generator.config
+    if not getattr(config, "style_embedding", 0):
+        return ""
+    from .hub import encoder_for_identity
+
+    name = encoder_for_identity(config.style_encoder)
+    encoder = f"`{name}` (`{config.style_encoder}`)" if name else f"`{config.style_encoder}`"
+    return f"""
+## Any style
+
+An arbitrary-style model: it has no styles of its own. Give it any style image: a predictor turns
+the image's VGG statistics (channel mean and standard deviation at relu1_1 … relu5_1) into the
+generator's normalisation parameters (Ghiasi et al. 2017), and the photo is stylised in one pass.
+It reads the statistics of the encoder {encoder}; features from another encoder are refused.
+
+```bash
+ganstyle stylize photo.jpg -o out.png --model {ref} --style-image painting.jpg
+```
+
+```python
+from ganstyle.core.features import compute_style_features
+from ganstyle.core.images import load_image, save_image
+from ganstyle.core.models import load_style_model
+from ganstyle.core.stylize import stylize
+from ganstyle.core.vgg import load_vgg_encoder
+
+style = compute_style_features(load_vgg_encoder("{name or config.style_encoder}"), load_image("painting.jpg"))
+save_image(stylize(load_style_model("{ref}"), load_image("photo.jpg"), style=style), "stylised.png")
+```
+
+In ComfyUI: **Load VGG Encoder** (`{name or "the encoder above"}`) → **Style Features** (the
+painting) → GAN Stylize's `style_features` input. Blend Style Features mixes several paintings;
+`mask_features` gives a masked region its own painting.
 """
 
 

@@ -13,19 +13,27 @@ affine step is linear in those parameters:
   smooth as the network's receptive field (no seam, one pass).
 
 Style specs are written ``"story"``, ``"story:0.7, maps:0.3"`` or given as ``{name: weight}``.
+
+An **arbitrary-style** generator (``config.style_embedding``) takes
+:class:`~ganstyle.core.features.StyleFeatures` instead of names, for the whole image and for each
+masked region: the predictor folds them into a single-style generator (or a K-style library for
+K regions, then as above), cached by the features' values. A blend is a blend of the features
+(:func:`~ganstyle.core.features.blend_style_features`).
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .features import StyleFeatures
 from .generator import StyleGenerator
 from .model_copies import weights_version
 
-StyleSpec = str | Mapping[str, float]
+StyleSpec = str | Mapping[str, float] | StyleFeatures
 
 
 def parse_style_spec(spec: StyleSpec) -> dict[str, float]:
@@ -116,6 +124,11 @@ def conditioned(generator: StyleGenerator, size: tuple[int, int], batch: int, st
     """What to run for a library: ``(generator, maps)`` where ``maps`` (B, K, H, W) are the extra
     input channels of a K-style library (None: a plain single-style generator of the blend).
     A single-style model takes no style choice."""
+    if generator.config.style_embedding:
+        return _arbitrary(generator, size, batch, style, regions)
+    if isinstance(style, StyleFeatures) or any(isinstance(spec, StyleFeatures) for _, spec in regions):
+        raise InputError("style features (an image's style) drive an arbitrary-style model (such as arbitrary-fast); "
+                         "this model's styles are fixed: give a style name, or load an arbitrary-style model")
     if not generator.config.num_styles:
         if style is not None or regions:
             raise InputError("this model has one style; styles and masks apply to a style library")
@@ -131,6 +144,37 @@ def conditioned(generator: StyleGenerator, size: tuple[int, int], batch: int, st
     if len(active) == 1:
         return conditioned(generator, size, batch, generator.style_names[active[0]])
     return _cached(generator, ("subset", tuple(active)), lambda: generator.subset(active)), maps[:, active]
+
+
+def _arbitrary(generator: StyleGenerator, size, batch, style, regions):
+    """An arbitrary-style generator with StyleFeatures for the image and/or its regions."""
+    from .style_predictor import style_vector
+
+    specs = ([] if style is None else [style]) + [spec for _, spec in regions]
+    if not specs:
+        raise InputError("an arbitrary-style model needs a style image's features: connect Style Features to GAN "
+                         "Stylize's style_features (CLI: --style-image painting.jpg)")
+    for spec in specs:
+        if not isinstance(spec, StyleFeatures):
+            raise InputError(f"an arbitrary-style model takes style features (from a style image), not the style "
+                             f"name {spec!r}: connect Style Features (CLI: --style-image)")
+        expected = generator.config.style_encoder
+        if expected and spec.encoder_identity != expected:
+            from .hub import encoder_for_identity
+            name = encoder_for_identity(expected)
+            raise InputError(f"these style features were computed with encoder {spec.encoder_identity}; this "
+                             f"arbitrary-style model reads features of encoder {expected}"
+                             + (f" (registry name '{name}')" if name else "") + ": load that encoder in Load VGG "
+                             "Encoder and recompute Style Features" + (f" (CLI: --encoder {name})" if name else ""))
+    vectors = torch.stack([style_vector(spec) for spec in specs])
+    keys = [hashlib.sha1(v.numpy().tobytes()).hexdigest()[:16] for v in vectors]
+    if not regions:
+        return _cached(generator, ("features", keys[0]), lambda: generator.for_styles(vectors)), None
+    names = [f"style {i + 1}" for i in range(len(specs))]
+    library = _cached(generator, ("features", *keys), lambda: generator.for_styles(vectors, names))
+    first_region = 0 if style is None else 1
+    return conditioned(library, size, batch, None if style is None else names[0],
+                       [(mask, names[first_region + i]) for i, (mask, _) in enumerate(regions)])
 
 
 def _cached(generator: StyleGenerator, key, build) -> StyleGenerator:

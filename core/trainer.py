@@ -38,6 +38,7 @@ More than one machine
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import signal
@@ -126,20 +127,27 @@ class Trainer:
                                                                             device=self.device)
         self.encoder = self.encoder.to(self.device, memory_format=self.memory_format).eval().requires_grad_(False)
         self.style_layers = STYLE_LAYERS if config.lambda_style > 0 else ()
-        self.styles = build_style_set(config, data.styles, self.encoder, self.device, style_target)
+        self.styles = build_style_set(config, data.styles, self.encoder, self.device, style_target,
+                                      cache=self.run_dir / "style_statistics.safetensors" if self.is_main else None)
 
         # Models. Same seed on every rank → same initial weights (DDP also broadcasts rank 0's).
         torch.manual_seed(config.seed)
         self.generator = initial_generator(config).to(self.device, memory_format=self.memory_format).train()
-        self.discriminator = PatchDiscriminator(config.discriminator_config()).to(
+        if self.styles.arbitrary:   # the predictor reads standardised vectors of the encoder in use
+            self.generator.config.style_encoder = self.encoder.identity
+            self.generator.predictor.standardize(self.styles.vectors.flatten(0, 1))
+        d_config = dataclasses.replace(config.discriminator_config(),
+                                       num_styles=len(self.styles) if self.styles.library else 0)
+        self.discriminator = PatchDiscriminator(d_config).to(
             self.device, memory_format=self.memory_format).train()
         if config.lambda_adv > 0 and config.image_size < self.discriminator.config.min_input_size():
             raise ConfigError(f"image_size {config.image_size} is too small for a discriminator with "
                               f"{config.d_layers} layers and {config.d_scales} scale(s) (needs at least "
                               f"{self.discriminator.config.min_input_size()}); raise --image-size or lower "
                               f"--d-layers/--d-scales")
-        if config.base:   # a new style for a library: its convolutions stay as they are
-            trainable = set(self.generator.norm_parameter_names())
+        if config.base or config.freeze_convolutions:   # the convolutions stay as they are
+            trainable = set(self.generator.norm_parameter_names()) | {
+                name for name, _ in self.generator.named_parameters() if name.startswith("predictor.")}
             for name, parameter in self.generator.named_parameters():
                 parameter.requires_grad_(name in trainable)
         self.ema_generator = copy.deepcopy(self.generator).eval().requires_grad_(False)

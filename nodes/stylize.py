@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..core.errors import GanstyleError
+from ..core.features import StyleFeatures
 from ..core.generator import StyleGenerator
 from ..core.hub import registry_names
 from ..core.images import bchw_to_comfy, comfy_to_bchw
@@ -38,6 +39,14 @@ VIDEO_INPUTS = {
                                       "pump) and this much of the previous stylised frame, moved along the optical "
                                       "flow, is kept where the scene is visible in both: no flicker. 0.5 is a good "
                                       "start."}),
+}
+# For arbitrary-style models (any style image in one pass), appended after VIDEO_INPUTS.
+ARBITRARY_INPUTS = {
+    "style_features": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models (such as arbitrary-fast): the style to "
+                                          "apply, from Style Features (any painting, one pass; Blend Style Features "
+                                          "for mixes). With masks: the style of what no mask covers."}),
+    "mask_features": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models: the style for mask."}),
+    "mask_features_2": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models: the style for mask_2."}),
 }
 # Our own link type and names: ComfyUI's core has a "Load Style Model" (StyleModelLoader) whose
 # output type is STYLE_MODEL (Flux Redux / T2I style adapters), a different kind of model.
@@ -120,7 +129,7 @@ class GANStylize:
             "images": ("IMAGE", {"tooltip": "Images to stylise (a batch; any size)."}),
             **option_inputs(StylizeOptions, STYLIZE_REQUIRED, STYLIZE_WIDGETS),
         }, "optional": {**option_inputs(StylizeOptions, STYLIZE_OPTIONAL, STYLIZE_WIDGETS), **LIBRARY_INPUTS,
-                          **VIDEO_INPUTS}}
+                          **VIDEO_INPUTS, **ARBITRARY_INPUTS}}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
@@ -146,12 +155,15 @@ class GANStylize:
 
     @comfy_env.reports_user_errors
     def stylize(self, style_model, images, style="", mask=None, mask_style="", mask_2=None, mask_style_2="",
-                temporal=0.0, **inputs):
+                temporal=0.0, style_features=None, mask_features=None, mask_features_2=None, **inputs):
         if not isinstance(style_model, (StyleModel, StyleGenerator)):
             kind = type(style_model)
             raise GanstyleError(not_our_model(f"{kind.__module__}.{kind.__qualname__}"))
         options = options_from_inputs(StylizeOptions, STYLIZE_REQUIRED + STYLIZE_OPTIONAL, inputs)
-        choice = style_choice(style_model, style, [(mask, mask_style, "mask"), (mask_2, mask_style_2, "mask_2")])
+        pick = lambda features, text: text if features is None else features  # noqa: E731
+        choice = style_choice(style_model, pick(style_features, style),
+                              [(mask, pick(mask_features, mask_style), "mask"),
+                               (mask_2, pick(mask_features_2, mask_style_2), "mask_2")])
         x = comfy_to_bchw(images)
         bar = comfy_env.Progress(1)
 
@@ -192,19 +204,29 @@ def stylize_clip(style_model, frames, temporal: float, options: StylizeOptions, 
     return out
 
 
-def style_choice(style_model, style: str, masks: list) -> dict:
-    """The node's style inputs → ``stylize(style=…, masks=…)``. A library with no style given gets
-    its first style; a single-style model ignores empty style inputs and refuses others."""
+def style_choice(style_model, style, masks: list) -> dict:
+    """The node's style inputs → ``stylize(style=…, masks=…)``. A style is a name/blend string, or
+    StyleFeatures (an arbitrary-style model). A library with no style given gets its first style;
+    a single-style model ignores empty style inputs and refuses others."""
     generator = getattr(style_model, "generator", style_model)
     regions = []
     for mask, spec, name in masks:
         if mask is None:
             continue
+        if isinstance(spec, StyleFeatures):
+            regions.append((mask.float().cpu(), spec))
+            continue
         if not (spec or "").strip():
             raise GanstyleError(f"{name} is connected but {name.replace('mask', 'mask_style')} is empty: name the "
-                                f"style for that region")
+                                f"style for that region" + (f" (or connect {name.replace('mask', 'mask_features')})"
+                                                            if generator.config.style_embedding else ""))
         regions.append((mask.float().cpu(), spec))
+    if isinstance(style, StyleFeatures):
+        return {"style": style, "masks": regions}
     style = (style or "").strip()
+    if generator.config.style_embedding:
+        raise GanstyleError("this is an arbitrary-style model: connect Style Features (from Load VGG Encoder and a "
+                            "style image) to style_features")
     if not generator.config.num_styles and not style and not regions:
         return {}
     if generator.config.num_styles and not style:

@@ -34,6 +34,33 @@ def tiny_generator(seed: int = 0, **changes) -> StyleGenerator:
     return StyleGenerator(tiny_config(**changes)).eval()
 
 
+LIBRARY_STYLES = ({"name": "ink", "licence": "CC0"}, {"name": "oil", "author": "someone"}, {"name": "chalk"})
+
+
+def tiny_library(seed: int = 0) -> StyleGenerator:
+    """A 3-style tiny library (:data:`LIBRARY_STYLES`) whose styles really differ (random scales and shifts)."""
+    library = tiny_generator(seed, styles=LIBRARY_STYLES)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for norm in library.style_norms().values():
+            norm.weight.copy_(1 + 1.0 * torch.randn(norm.weight.shape, generator=g))
+            norm.bias.copy_(2.0 * torch.randn(norm.bias.shape, generator=g))
+    return library
+
+
+def tiny_arbitrary(seed: int = 0, embedding: int = 4, encoder: str = "") -> StyleGenerator:
+    """A tiny arbitrary-style generator (style embedding ``embedding``) whose predictor and norm
+    tables are random, so different style vectors give really different results."""
+    torch.manual_seed(seed)
+    model = StyleGenerator.arbitrary_from(tiny_generator(seed), embedding, hidden=8, encoder=encoder)
+    with torch.no_grad():
+        for norm in model.style_norms().values():
+            norm.weight.add_(0.5 * torch.randn(norm.weight.shape))
+            norm.bias.add_(1.0 * torch.randn(norm.bias.shape))
+        torch.nn.init.normal_(model.predictor.net[2].weight, std=1.0)
+    return model.eval()
+
+
 def tiny_generator_flags() -> list[str]:
     """``ganstyle train`` flags that train the tiny generator."""
     return ["--generator", *(f"{k}={json.dumps(v)}" for k, v in TINY_GENERATOR.items())]

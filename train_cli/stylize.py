@@ -44,6 +44,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mask", action="append", default=[], metavar="MASK=SPEC",
                    help="for a style library: an image whose brightness (0-1, any size, soft edges blend) marks a "
                         "region, and the style for it, e.g. --mask sky.png=maps; repeatable; one pass for all")
+    arbitrary = p.add_argument_group("any style image (arbitrary-style models such as arbitrary-fast)")
+    arbitrary.add_argument("--style-image", action="append", default=[], metavar="IMAGE[:WEIGHT]",
+                           help="the style to apply, from any image, in one pass; repeat to blend several (weights "
+                                "after ':', default equal). With --mask MASK=IMAGE each region takes its own image")
+    arbitrary.add_argument("--encoder", default=None, metavar="REF",
+                           help="VGG encoder that measures the style images: the one the model reads (its model "
+                                "card names it): registry name, .safetensors file or Hub repo (default: the "
+                                "model's own when the registry knows it, e.g. vgg16-hed, else vgg19)")
+    arbitrary.add_argument("--style-size", type=int, default=512, metavar="PX",
+                           help="long side the style images are scaled to before measuring (default 512; "
+                                "larger = finer strokes)")
     p.add_argument("--tile", default="auto", metavar="auto|none|PX",
                    help="tile side in pixels; 'auto' tiles only images that do not fit in memory, 'none' "
                         "never tiles (default auto)")
@@ -118,6 +129,53 @@ def load_mask(path: str):
     except Exception as e:
         raise InputError(f"{path}: cannot read the mask image ({type(e).__name__}: {e})") from None
     return torch.from_numpy(array.copy())
+
+
+def style_features_for(args, model, device):
+    """--style-image (and, for an arbitrary-style model, each --mask's image) → (style, masks) for
+    stylize(): StyleFeatures measured with --encoder. Other models: the names as given."""
+    from ..core.errors import InputError
+    from ..core.features import compute_style_features
+    from ..core.hub import encoder_for_identity
+    from ..core.images import load_image
+    from ..core.vgg import load_vgg_encoder
+
+    masks = [parse_mask(text) for text in args.mask]
+    if not model.generator.config.style_embedding:
+        if args.style_image:
+            raise InputError(f"--style-image needs an arbitrary-style model (such as arbitrary-fast); {model.name} "
+                             f"has fixed styles (use --style, or Optimize Stylize: ganstyle optimize)")
+        return args.style, masks
+    if args.style:
+        raise InputError("an arbitrary-style model takes --style-image IMAGE, not --style NAME")
+    if not args.style_image and not masks:
+        raise InputError(f"{model.name} is an arbitrary-style model: give the style as --style-image painting.jpg")
+    encoder_ref = args.encoder or encoder_for_identity(model.generator.config.style_encoder) or "vgg19"
+    encoder = load_vgg_encoder(encoder_ref, device=device, cache_dir=args.cache_dir)
+
+    def features(specs: list[str]):
+        images, weights = [], []
+        for spec in specs:
+            path, sep, weight = spec.rpartition(":")
+            if not sep or not _is_number(weight):
+                path, weight = spec, "1"
+            try:
+                images.append(load_image(Path(path).expanduser()))
+            except FileNotFoundError:
+                raise InputError(f"style image not found: {path}") from None
+            weights.append(float(weight))
+        return compute_style_features(encoder, images, weights, style_size=args.style_size)
+
+    style = features(args.style_image) if args.style_image else None
+    return style, [(mask, features([spec])) for mask, spec in masks]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
@@ -200,8 +258,9 @@ def stylize_clip(args) -> int:
     device = resolve_device(args.device)
     model = load_model(args, device)
     options = StylizeOptions(**options_from_args(args, StylizeOptions))
+    style, _ = style_features_for(args, model, device)
     stylizer = VideoStylizer(model, VideoOptions(**options_from_args(args, VideoOptions)), strength=options.strength,
-                             color_mode=options.color_mode, style=args.style, device=device, dtype=options.precision)
+                             color_mode=options.color_mode, style=style, device=device, dtype=options.precision)
     frames, fps = read_frames(args.inputs[0])
     try:
         with FrameWriter(out, fps) as writer:
@@ -233,8 +292,9 @@ def main(args) -> int:
     device = resolve_device(args.device)
     # the model is loaded once in fp32; stylize() converts (and remembers) per precision
     model = load_model(args, device)
+    style, masks = style_features_for(args, model, device)
     settings = {**StylizeOptions(**options_from_args(args, StylizeOptions)).stylize_kwargs(), "tile": tile,
-                "style": args.style, "masks": [parse_mask(text) for text in args.mask]}
+                "style": style, "masks": masks}
     skipped = stylize_files(plan, lambda image: stylize(model, image, device=device, **settings))
     written = len(plan) - len(skipped)
     if skipped:

@@ -43,6 +43,17 @@ class TrainConfig:
                                           "(named after the file or folder; a folder is a domain). The styles "
                                           "share the generator's convolutions and each gets its own norm "
                                           "parameters; the discriminator is conditioned on the style")
+    arbitrary: bool = bounded(False, legacy=False,
+                              doc="train an arbitrary-style generator (any style image in one pass): --styles names "
+                                  "folders whose every subfolder (or image) is one training style; a predictor "
+                                  "maps each style's VGG statistics to the norm parameters (Ghiasi et al. 2017). "
+                                  "Keep some styles out of training to judge it (bench/bench_quality.py)")
+    style_embedding: int = bounded(64, 1, 1024, legacy=64,
+                                   doc="with --arbitrary: size of the style embedding the predictor outputs")
+    freeze_convolutions: bool = bounded(False, legacy=False,
+                                        doc="train only the normalisation scales and shifts (and an arbitrary-style "
+                                            "model's predictor) of the --init-from generator, its convolutions "
+                                            "frozen: many styles then cannot pull the shared convolutions apart")
     base: str = bounded("", legacy="",
                         doc="add a style to this style library (registry name, folder or Hub repo): only the new "
                             "style's norm parameters train, the library's convolutions stay frozen, so it converges "
@@ -145,6 +156,14 @@ class TrainConfig:
         if not self.style and not self.styles and self.needs_style:
             raise ValueError("field 'style' is empty: give a style image or folder (--style PATH_OR_DIR), or "
                              "several styles for a library (--styles A.jpg B.jpg …)")
+        if self.arbitrary and not self.styles:
+            raise ValueError("field 'arbitrary' needs 'styles': folders of training styles (--styles DIR, each "
+                             "subfolder or image one style)")
+        if self.freeze_convolutions and not self.init_from:
+            raise ValueError("field 'freeze_convolutions' needs 'init_from': a fresh generator must train its "
+                             "convolutions")
+        if self.arbitrary and self.base:
+            raise ValueError("fields 'arbitrary' and 'base' exclude each other")
         if self.base and (self.styles or self.init_from):
             raise ValueError("field 'base' (add one style to a library) goes with --style, not with --styles or "
                              "--init-from")

@@ -55,8 +55,9 @@ def sample_grid(trainer: Trainer) -> torch.Tensor:
     """(3, H, W) grid: style images on the first row, then content | EMA-stylised pairs."""
     cfg = trainer.config
     count = max(1, cfg.num_previews)
+    shown = _shown_styles(trainer)
     if trainer.styles.library:   # one column per style: its first image above its results
-        rows = [[s.images.as_float(0) for s in trainer.styles.styles]]
+        rows = [[trainer.styles.styles[i].images.as_float(0) for i in shown]]
     else:
         style = trainer.style_images
         rows = [[style.as_float(i) for i in range(min(4, len(style)))]]
@@ -68,12 +69,21 @@ def sample_grid(trainer: Trainer) -> torch.Tensor:
     for img in previews:
         img_d = img.to(trainer.device)
         if trainer.styles.library:
-            eye = torch.eye(len(trainer.styles), device=trainer.device)
-            rows.append([img] + [trainer.ema_generator(img_d, eye[i:i + 1]).float().cpu()
-                                 for i in range(len(trainer.styles))])
+            conditions = [trainer.styles.condition(i, 1, trainer.device) for i in shown]
+            if trainer.styles.arbitrary:   # the vector at the run's style size
+                conditions = [trainer.styles.vectors[i, :1].to(trainer.device) for i in shown]
+            rows.append([img] + [trainer.ema_generator(img_d, c).float().cpu() for c in conditions])
         else:
             rows.append([img, trainer.ema_generator(img_d).float().cpu()])
     return image_grid(rows, height=384 if cfg.content_size else 256)
+
+
+def _shown_styles(trainer: Trainer, most: int = 6) -> list[int]:
+    """Indices of the styles a sample grid shows: all of a library's, 6 spread over an arbitrary run's."""
+    count = len(trainer.styles)
+    if not trainer.styles.arbitrary or count <= most:
+        return list(range(count))
+    return [round(i * (count - 1) / (most - 1)) for i in range(most)]
 
 
 def _style_data(trainer: Trainer) -> str:
@@ -83,6 +93,10 @@ def _style_data(trainer: Trainer) -> str:
     if not trainer.styles.library:
         style = trainer.style_images
         return describe_images(len(style), len(style.skipped), cfg.style)
+    if trainer.styles.arbitrary:
+        images = sum(len(s.images) for s in trainer.styles.styles)
+        return (f"{len(trainer.styles)} styles ({images} images) from "
+                f"{', '.join(parse_style_entry(e)[1].rstrip('/').split('/')[-1] for e in cfg.styles)}")
     return "; ".join(f"{s.name}: {describe_images(len(s.images), len(s.images.skipped), [parse_style_entry(e)[1]])}"
                      for s, e in zip(trainer.styles.styles, cfg.styles))
 

@@ -8,7 +8,7 @@ import torch
 
 from ..data import CropSampler, ImageSet, load_image_set
 from ..errors import ConfigError
-from ..features import compute_style_features
+from ..features import StyleFeatures, compute_style_features
 from ..generator import StyleGenerator
 from ..vgg import STYLE_LAYERS, VGGEncoder
 from .config import TrainConfig
@@ -42,18 +42,18 @@ def load_training_data(config: TrainConfig, *, rank: int, world_size: int, warn:
 
 
 def style_target(encoder: VGGEncoder, style_images: ImageSet, config: TrainConfig,
-                 device: torch.device) -> tuple[dict[str, torch.Tensor], int]:
+                 device: torch.device) -> tuple[dict[str, torch.Tensor], int, StyleFeatures | None]:
     """The averaged Gram matrices {layer: (C, C) float32} of the style images at ``style_size``
-    (all of them, or ``style_target_images`` evenly spaced ones for big domain folders), and how
-    many images made them. No style images: ({}, 0)."""
+    (all of them, or ``style_target_images`` evenly spaced ones for big domain folders), how
+    many images made them, and their whole :class:`StyleFeatures`. No style images: ({}, 0, None)."""
     n = len(style_images)
     if n == 0:
-        return {}, 0
+        return {}, 0, None
     m = min(n, config.style_target_images)
     chosen = [round(i * (n - 1) / (m - 1)) for i in range(m)] if m > 1 else [0]
     target = compute_style_features(encoder, [style_images.as_float(i) for i in chosen], style_size=None,
                                     layers=STYLE_LAYERS)
-    return {k: v.to(device, torch.float32) for k, v in target.grams.items()}, len(chosen)
+    return {k: v.to(device, torch.float32) for k, v in target.grams.items()}, len(chosen), target
 
 
 def initial_generator(config: TrainConfig) -> StyleGenerator:
@@ -61,7 +61,9 @@ def initial_generator(config: TrainConfig) -> StyleGenerator:
     ``init_from``, a float32 copy of that model (its own architecture) to fine-tune. A library run
     (``config.styles``) gets a library: from a single-style ``init_from`` every style starts at
     its norm parameters; a library ``init_from`` must hold the same styles."""
-    entries = library_entries(config) if config.styles else []
+    if config.arbitrary:
+        return arbitrary_generator(config)
+    entries = library_entries(config) if config.styles and not config.arbitrary else []
     if config.base:   # a new style for a library: start from the mix of its styles
         from ..models import load_style_model
         library = load_style_model(config.base, use_cache=False).generator
@@ -89,3 +91,22 @@ def initial_generator(config: TrainConfig) -> StyleGenerator:
     generator = StyleGenerator(config_)
     generator.load_state_dict({k: v.float() for k, v in base.state_dict().items()})
     return generator
+
+
+def arbitrary_generator(config: TrainConfig) -> StyleGenerator:
+    """The start of an arbitrary-style run: fresh, or with ``init_from``'s convolutions (a style
+    library's styles become the first directions of the embedding, its mean style the start)."""
+    if not config.init_from:
+        generator_config = dataclasses.replace(config.generator_config(), style_embedding=config.style_embedding)
+        return StyleGenerator(generator_config)
+    from ..models import load_style_model
+    base = load_style_model(config.init_from, use_cache=False).generator
+    if base.config.style_embedding:     # fine-tuning an arbitrary-style model
+        if base.config.style_embedding != config.style_embedding:
+            raise ConfigError(f"--init-from {config.init_from} has a style embedding of {base.config.style_embedding}, "
+                              f"not --style-embedding {config.style_embedding}")
+        generator = StyleGenerator(base.config)
+        generator.load_state_dict({k: v.float() for k, v in base.state_dict().items()})
+        return generator
+    hidden = config.generator.get("predictor_hidden", 256)
+    return StyleGenerator.arbitrary_from(base.float(), config.style_embedding, hidden)

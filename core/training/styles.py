@@ -5,6 +5,11 @@ folder) and an unconditioned generator. A library run (``TrainConfig.styles``) h
 step ``s`` trains style ``s mod S`` (every batch holds one style, so its Gram target and the
 discriminator's real crops match), the generator gets that style as one-hot weights and the
 discriminator its index (a projection discriminator judges "a real crop of style i").
+
+An arbitrary-style run (``TrainConfig.arbitrary``) has one per subfolder (or image) of its
+``styles`` folders, visited in a seeded random order; the generator gets the style's *vector*
+(its VGG statistics, :func:`~ganstyle.core.style_predictor.style_vector`, measured at a few
+style sizes, one picked per step) instead of a one-hot choice, so it learns to read any style.
 """
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ import torch
 
 from ..data import CropSampler, ImageSet, load_image_set
 from ..errors import ConfigError
+from ..features import compute_style_features
 from ..generator import STYLE_INFO_KEYS
+from ..images import IMAGE_SUFFIXES
 from ..losses import PerceptualLoss
 from ..vgg import CONTENT_LAYER, STYLE_LAYERS, VGGEncoder
 from .config import TrainConfig
@@ -55,6 +62,39 @@ def library_entries(config: TrainConfig) -> list[dict]:
     return entries
 
 
+def arbitrary_style_entries(config: TrainConfig) -> list[tuple[str, str]]:
+    """The training styles of an arbitrary-style run, [(name, path)]: each subfolder of a
+    ``styles`` folder is one style (a domain of its images), each image directly in it one more;
+    a ``styles`` entry that is an image file is one style."""
+    entries = []
+    for raw in config.styles:
+        _, path = parse_style_entry(raw)
+        folder = Path(path)
+        if folder.is_file():
+            entries.append((folder.stem, str(folder)))
+            continue
+        if not folder.is_dir():
+            raise ConfigError(f"styles: {path} is neither a folder of styles nor an image file")
+        for child in sorted(folder.iterdir()):
+            if child.is_dir() or child.suffix.lower() in IMAGE_SUFFIXES:
+                entries.append((child.stem if child.is_file() else child.name, str(child)))
+    names = [n for n, _ in entries]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"styles: {len(duplicates)} training styles share names across folders, e.g. "
+                          f"{duplicates[:5]}; give every style folder/image a unique name")
+    if len(entries) < 2:
+        raise ConfigError(f"an arbitrary-style run needs at least 2 training styles in {list(config.styles)}, "
+                          f"found {len(entries)}")
+    return entries
+
+
+# Style sizes (long side, px) at which each training style's vector is measured besides the run's
+# style_size (its Gram target's pass gives that one): users compute Style Features at different
+# sizes, so the predictor sees the statistics of each.
+VECTOR_STYLE_SIZES = (384,)
+
+
 @dataclass
 class TrainingStyle:
     """One style of a run: its images, the crops the discriminator sees, its Gram target."""
@@ -68,23 +108,44 @@ class TrainingStyle:
 class StyleSet:
     """The run's styles; ``library`` when the generator is conditioned on them."""
 
-    def __init__(self, styles: list[TrainingStyle], library: bool):
+    def __init__(self, styles: list[TrainingStyle], library: bool, vectors: torch.Tensor | None = None,
+                 seed: int = 0):
         self.styles, self.library = styles, library
+        # arbitrary-style runs: (S, len(VECTOR_STYLE_SIZES), STYLE_VECTOR_SIZE) style vectors
+        self.vectors, self.seed = vectors, seed
 
     def __len__(self) -> int:
         return len(self.styles)
 
+    @property
+    def arbitrary(self) -> bool:
+        return self.vectors is not None
+
     def index_for(self, step: int) -> int:
-        return step % len(self.styles)
+        if not self.arbitrary:
+            return step % len(self.styles)
+        # every style once per cycle of S steps, in a fresh random order each cycle (a pure function
+        # of the seed and the step, so resuming stays exact)
+        count = len(self.styles)
+        cycle, position = divmod(step, count)
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(self.seed * 7919 + cycle))
+        return int(order[position])
 
     def condition(self, index: int, batch: int, device: torch.device) -> torch.Tensor | None:
         """The generator's ``style`` argument for a batch of style ``index``: (B, S) one-hot, or
         None for a single-style model."""
         if not self.library:
             return None
+        if self.arbitrary:
+            return self.vectors[index].to(device)[self.vector_choice(index, batch)]
         weights = torch.zeros(batch, len(self.styles), device=device)
         weights[:, index] = 1.0
         return weights
+
+    def vector_choice(self, index: int, batch: int) -> torch.Tensor:
+        """Which style size's vector each image of a batch of style ``index`` gets (B,) (seeded)."""
+        rng = torch.Generator().manual_seed(self.seed * 104729 + index * 31 + batch)
+        return torch.randint(self.vectors.shape[1], (batch,), generator=rng)
 
     def labels(self, index: int, batch: int, device: torch.device) -> torch.Tensor | None:
         """The discriminator's style labels (B,) for style ``index``, or None (unconditioned)."""
@@ -102,7 +163,12 @@ def load_style_sources(config: TrainConfig, *, rank: int, world_size: int,
     if not config.needs_style:
         return []
     size = config.image_size
-    sources = [parse_style_entry(e) for e in config.styles] if config.styles else [("style", config.style)]
+    if config.arbitrary:
+        sources = arbitrary_style_entries(config)
+    elif config.styles:
+        sources = [parse_style_entry(e) for e in config.styles]
+    else:
+        sources = [("style", config.style)]
     loaded = []
     for name, path in sources:
         images = load_image_set(path, what=f"style images ({name})" if config.styles else "style images",
@@ -115,12 +181,16 @@ def load_style_sources(config: TrainConfig, *, rank: int, world_size: int,
 
 
 def build_style_set(config: TrainConfig, sources: list[tuple[str, ImageSet, CropSampler]], encoder: VGGEncoder,
-                    device: torch.device, style_target) -> StyleSet:
+                    device: torch.device, style_target, cache: Path | None = None) -> StyleSet:
     """Each style's Gram target (``style_target``: :func:`~ganstyle.core.training.setup.style_target`)
-    and perceptual loss, as the run's :class:`StyleSet`."""
+    and perceptual loss, as the run's :class:`StyleSet`. An arbitrary-style run also measures each
+    style's vectors, and keeps targets and vectors in ``cache`` (a safetensors file, reused when
+    the styles, sizes and encoder are the same: a resumed run of many styles starts at once)."""
+    if config.arbitrary:
+        return _arbitrary_style_set(config, sources, encoder, device, style_target, cache)
     styles = []
     for name, images, sampler in sources:
-        grams, count = style_target(encoder, images, config, device)
+        grams, count, _ = style_target(encoder, images, config, device)
         perceptual = PerceptualLoss(grams, dict(zip(STYLE_LAYERS, config.style_layer_weights)) if grams else {},
                                     content_layer=CONTENT_LAYER)
         styles.append(TrainingStyle(name, images, sampler, perceptual, count))
@@ -128,3 +198,53 @@ def build_style_set(config: TrainConfig, sources: list[tuple[str, ImageSet, Crop
         styles.append(TrainingStyle("none", ImageSet([], [], what="style images"), None,
                                     PerceptualLoss({}, {}, content_layer=CONTENT_LAYER), 0))
     return StyleSet(styles, library=bool(config.styles))
+
+
+def _arbitrary_style_set(config: TrainConfig, sources, encoder: VGGEncoder, device: torch.device, style_target,
+                        cache: Path | None) -> StyleSet:
+    from tqdm.auto import tqdm
+
+    from ..io import load_safetensors_checked, save_safetensors_atomic
+    from ..style_predictor import style_vector
+
+    key = _statistics_key(config, sources, encoder)
+    cached = {}
+    if cache is not None and cache.is_file():
+        from safetensors import safe_open
+        with safe_open(str(cache), "pt") as f:
+            if (f.metadata() or {}).get("key") == key:
+                cached = load_safetensors_checked(cache)
+    styles, vectors, fresh = [], [], {}
+    for name, images, sampler in tqdm(sources, desc="style statistics", unit="style", disable=not config.progress):
+        if f"{name}/vectors" in cached:
+            grams = {layer: cached[f"{name}/gram/{layer}"].to(device) for layer in STYLE_LAYERS}
+            count, vector = len(images), cached[f"{name}/vectors"]
+        else:
+            grams, count, target = style_target(encoder, images, config, device)
+            chosen = [images.as_float(i) for i in range(min(len(images), 8))]
+            vector = torch.stack([style_vector(target)] + [style_vector(compute_style_features(encoder, chosen,
+                                                                                                style_size=size))
+                                                           for size in VECTOR_STYLE_SIZES])
+            fresh.update({f"{name}/gram/{layer}": g.cpu() for layer, g in grams.items()})
+            fresh[f"{name}/vectors"] = vector
+        perceptual = PerceptualLoss(grams, dict(zip(STYLE_LAYERS, config.style_layer_weights)),
+                                    content_layer=CONTENT_LAYER)
+        styles.append(TrainingStyle(name, images, sampler, perceptual, count))
+        vectors.append(vector)
+    if cache is not None and fresh:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_safetensors_atomic({**cached, **fresh}, cache, metadata={"key": key})
+    return StyleSet(styles, library=True, vectors=torch.stack(vectors), seed=config.seed)
+
+
+def _statistics_key(config: TrainConfig, sources, encoder: VGGEncoder) -> str:
+    """What the cached style statistics depend on: the style files (names, sizes, times), the
+    sizes they are measured at and the encoder."""
+    import hashlib
+
+    parts = [encoder.identity, str(config.style_size), str(config.image_size), str(VECTOR_STYLE_SIZES)]
+    for name, images, _ in sources:
+        for path in images.files:
+            stat = Path(path).stat()
+            parts.append(f"{name}|{path}|{stat.st_size}|{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -126,3 +126,41 @@ def test_bench_quality_reuses_the_cached_optimize_reference(tmp_path, vgg16_file
     assert reports[1]["seconds"] == reports[0]["seconds"]
     for metric in bench.METRICS:   # re-measured from the 8-bit PNG: rounding only
         assert abs(reports[1][metric] - reports[0][metric]) < 0.02 * max(1.0, abs(reports[0][metric]))
+
+
+def test_bench_quality_pairs_held_out_styles_with_photos_for_an_arbitrary_model(tmp_path, vgg16_file):
+    """--styles: style i with photo i mod N; the model gets each style's features, and the sheet a style column."""
+    import importlib.util
+    import json
+
+    from ganstyle.core.images import save_image
+    from ganstyle.core.vgg import load_vgg_encoder_file
+
+    from helpers import tiny_arbitrary
+
+    spec = importlib.util.spec_from_file_location("bench_quality", q.__file__.replace("core/quality.py",
+                                                                                      "bench/bench_quality.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    identity = load_vgg_encoder_file(vgg16_file).identity
+    tiny_arbitrary(encoder=identity).save_pretrained(tmp_path / "arbitrary")
+    for i in range(2):
+        save_image(synthetic_photo(40, 64).roll(9 * i, -1), tmp_path / "photos" / f"p{i}.png")
+    save_image(synthetic_painting(48, 48, seed=1), tmp_path / "styles" / "one.png")
+    for i in range(2):
+        save_image(synthetic_painting(48, 48, seed=2 + i), tmp_path / "styles" / "group" / f"{i}.png")
+    save_image(synthetic_painting(48, 48, seed=4), tmp_path / "styles" / "three.png")
+    rc = bench.main([str(tmp_path / "photos"), "--styles", str(tmp_path / "styles"), "--model",
+                     str(tmp_path / "arbitrary"), "--encoder", str(vgg16_file), "--long-side", "64", "--style-size",
+                     "48", "--no-optimize", "--device", "cpu", "--goals", "--goal-style", "0.08", "--json",
+                     str(tmp_path / "q.json"), "--sheet", str(tmp_path / "s.png"), "--cell", "64"])
+    assert rc == 0
+    report = json.loads((tmp_path / "q.json").read_text())
+    assert [r["photo"] for r in report["rows"]] == ["p0/group", "p1/one", "p0/three"]
+    styles = {r["photo"]: r["style"] for r in report["rows"]}
+    assert len(set(styles.values())) == 3                      # each pair measured against its own style
+    goals = report["goals"][str(tmp_path / "arbitrary")]
+    assert [g["target"] for g in goals if g["metric"] == "style"] == [0.08]
+    from PIL import Image
+    assert Image.open(tmp_path / "s.png").width == 3 * (64 + 6) + 6   # photo | style | model
+    assert bench.main([str(tmp_path / "photos"), "--model", str(tmp_path / "arbitrary")]) == 2   # no style given

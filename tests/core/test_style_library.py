@@ -13,23 +13,9 @@ from ganstyle.core.style_choice import parse_style_spec, style_weights, weight_m
 from ganstyle.core.stylize import stylize
 from ganstyle.core.trainer import Trainer
 
-from helpers import synthetic_painting, synthetic_photo, tiny_generator, tiny_train_config, training_data
+from helpers import synthetic_painting, synthetic_photo, tiny_generator, tiny_library, tiny_train_config, training_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-STYLES = ({"name": "ink", "licence": "CC0"}, {"name": "oil", "author": "someone"}, {"name": "chalk"})
-
-
-def tiny_library(seed=0) -> StyleGenerator:
-    """A 3-style tiny library whose styles really differ (random scales and shifts)."""
-    library = tiny_generator(seed, styles=STYLES)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for norm in library.style_norms().values():
-            norm.weight.copy_(1 + 1.0 * torch.randn(norm.weight.shape, generator=g))
-            norm.bias.copy_(2.0 * torch.randn(norm.bias.shape, generator=g))
-    return library
-
 
 def test_library_saves_and_loads_with_its_style_records(tmp_path):
     library = tiny_library()

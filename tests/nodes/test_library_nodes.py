@@ -75,3 +75,30 @@ def test_temporal_input_treats_the_batch_as_a_clip(comfy):
     expected = torch.cat(list(stylize_frames(model, frames.unbind(0), VideoOptions(temporal=0.7))))
     torch.testing.assert_close(out, expected.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
     assert comfy.updates[-1] == (4, 4)
+
+
+def test_style_features_drive_an_arbitrary_style_model(comfy, vgg16, painting, photo):
+    from ganstyle.nodes.encoder import StyleFeaturesNode
+
+    from helpers import tiny_arbitrary
+
+    tiny_arbitrary(encoder=vgg16.identity).save_pretrained(comfy.style_dir / "arbitrary")
+    (model,) = comfy_call(LoadStyleModel, model="arbitrary", hub_repo="")
+    (first,) = comfy_call(StyleFeaturesNode, encoder=vgg16, style_images=painting.permute(0, 2, 3, 1), style_size=64)
+    (second,) = comfy_call(StyleFeaturesNode, encoder=vgg16, style_images=photo.permute(0, 2, 3, 1), style_size=64)
+    images = torch.rand(1, 32, 48, 3)
+    bchw = images.permute(0, 3, 1, 2)
+    out = run(model, images, style_features=first)
+    torch.testing.assert_close(out, stylize(model, bchw, style=first).permute(0, 2, 3, 1), atol=1e-5, rtol=0)
+    assert (out - run(model, images, style_features=second)).abs().mean() > 0.01    # another image, another style
+    mask = torch.zeros(1, 32, 48)
+    mask[..., 24:] = 1.0
+    regions = run(model, images, style_features=first, mask=mask, mask_features=second)
+    expected = stylize(model, bchw, style=first, masks=[(mask, second)]).permute(0, 2, 3, 1)
+    torch.testing.assert_close(regions, expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="connect Style Features"):
+        run(model, images)
+    with pytest.raises(ValueError, match="styles are fixed"):
+        tiny_generator().save_pretrained(comfy.style_dir / "single")
+        (single,) = comfy_call(LoadStyleModel, model="single", hub_repo="")
+        run(single, images, style_features=first)

@@ -151,3 +151,28 @@ def test_pipeline_keeps_order_skips_unreadable_and_stops_on_a_failed_write(tmp_p
     with pytest.raises(OSError):
         stylize_files(plan, lambda image: image)
     assert (tmp_path / "out2" / "0.png").is_file()
+
+
+def test_style_image_drives_an_arbitrary_style_model(photos, tmp_path, vgg16_file, capsys):
+    from ganstyle.core.features import compute_style_features
+    from ganstyle.core.vgg import load_vgg_encoder_file
+
+    from helpers import synthetic_painting, tiny_arbitrary
+
+    encoder = load_vgg_encoder_file(vgg16_file)
+    model_dir = tiny_arbitrary(encoder=encoder.identity).save_pretrained(tmp_path / "arbitrary")
+    save_image(synthetic_painting(48, 64), tmp_path / "painting.png")
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(photos / "a.png"), "-o", str(out), "--model", str(model_dir), "--device", "cpu",
+                 "--style-image", str(tmp_path / "painting.png"), "--encoder", str(vgg16_file),
+                 "--style-size", "64"]) == 0
+    features = compute_style_features(encoder, load_image(tmp_path / "painting.png"), style_size=64)
+    expected = stylize(StyleGenerator.from_pretrained(model_dir), load_image(photos / "a.png"), style=features)
+    torch.testing.assert_close(_png(out), expected, atol=1 / 255 + 1e-4, rtol=0)
+    assert main(["stylize", str(photos / "a.png"), "-o", str(tmp_path / "x.png"), "--model", str(model_dir),
+                 "--device", "cpu"]) == 2
+    assert "give the style as --style-image" in capsys.readouterr().err
+    single = tiny_generator().save_pretrained(tmp_path / "single")
+    assert main(["stylize", str(photos / "a.png"), "-o", str(tmp_path / "y.png"), "--model", str(single),
+                 "--style-image", str(tmp_path / "painting.png")]) == 2
+    assert "needs an arbitrary-style model" in capsys.readouterr().err
