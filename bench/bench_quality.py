@@ -126,18 +126,12 @@ def measure(encoder, style, photo: torch.Tensor, result: torch.Tensor) -> dict[s
 def style_sources(args) -> list[tuple[str, list[Path]]]:
     """[(style name, its image files)]: the one --style, or each subfolder/image of --styles."""
     from ganstyle.core.data import list_image_files
-    from ganstyle.core.images import IMAGE_SUFFIXES
+    from ganstyle.core.training.styles import styles_in_folder
 
     if args.styles is None:
         files, _ = list_image_files(args.style, what="style images")
         return [(Path(args.style).stem, files)]
-    entries = []
-    for child in sorted(Path(args.styles).iterdir()):
-        if child.is_dir():
-            entries.append((child.name, list_image_files(str(child), what="style images")[0]))
-        elif child.suffix.lower() in IMAGE_SUFFIXES:
-            entries.append((child.stem, [child]))
-    return entries
+    return [(name, list_image_files(str(path), what="style images")[0]) for name, path in styles_in_folder(args.styles)]
 
 
 def medians(rows: list[dict]) -> dict[str, dict[str, float]]:

@@ -62,6 +62,13 @@ def library_entries(config: TrainConfig) -> list[dict]:
     return entries
 
 
+def styles_in_folder(folder: Path) -> list[tuple[str, Path]]:
+    """A folder of styles → [(name, path)], in name order: each subfolder one style (a domain of its
+    images), each image directly in it one more (named after the file)."""
+    return [(child.name if child.is_dir() else child.stem, child) for child in sorted(Path(folder).iterdir())
+            if child.is_dir() or child.suffix.lower() in IMAGE_SUFFIXES]
+
+
 def arbitrary_style_entries(config: TrainConfig) -> list[tuple[str, str]]:
     """The training styles of an arbitrary-style run, [(name, path)]: each subfolder of a
     ``styles`` folder is one style (a domain of its images), each image directly in it one more;
@@ -75,9 +82,7 @@ def arbitrary_style_entries(config: TrainConfig) -> list[tuple[str, str]]:
             continue
         if not folder.is_dir():
             raise ConfigError(f"styles: {path} is neither a folder of styles nor an image file")
-        for child in sorted(folder.iterdir()):
-            if child.is_dir() or child.suffix.lower() in IMAGE_SUFFIXES:
-                entries.append((child.stem if child.is_file() else child.name, str(child)))
+        entries.extend((name, str(child)) for name, child in styles_in_folder(folder))
     names = [n for n, _ in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
