@@ -205,7 +205,7 @@ class Trainer:
         adversarial = self.adversarial_active(step)
         index = self.styles.index_for(step)
         style = self.styles.styles[index]
-        condition = self.styles.condition(index, content.shape[0], self.device)
+        condition = self.styles.condition(index, content.shape[0], self.device, step)
         labels = self.styles.labels(index, content.shape[0], self.device)
 
         # -- generator step (D frozen: gradients flow through it to G but are not kept) --------

@@ -136,20 +136,21 @@ class StyleSet:
         order = torch.randperm(count, generator=torch.Generator().manual_seed(self.seed * 7919 + cycle))
         return int(order[position])
 
-    def condition(self, index: int, batch: int, device: torch.device) -> torch.Tensor | None:
-        """The generator's ``style`` argument for a batch of style ``index``: (B, S) one-hot, or
-        None for a single-style model."""
+    def condition(self, index: int, batch: int, device: torch.device, step: int = 0) -> torch.Tensor | None:
+        """The generator's ``style`` argument for a batch of style ``index`` at ``step``: (B, S)
+        one-hot, an arbitrary-style run's (B, STYLE_VECTOR_SIZE) vectors, or None for a single-style model."""
         if not self.library:
             return None
         if self.arbitrary:
-            return self.vectors[index].to(device)[self.vector_choice(index, batch)]
+            return self.vectors[index].to(device)[self.vector_choice(step, batch)]
         weights = torch.zeros(batch, len(self.styles), device=device)
         weights[:, index] = 1.0
         return weights
 
-    def vector_choice(self, index: int, batch: int) -> torch.Tensor:
-        """Which style size's vector each image of a batch of style ``index`` gets (B,) (seeded)."""
-        rng = torch.Generator().manual_seed(self.seed * 104729 + index * 31 + batch)
+    def vector_choice(self, step: int, batch: int) -> torch.Tensor:
+        """Which style size's vector each image of the batch of ``step`` gets (B,): a pure function
+        of the seed and the step (resuming stays exact)."""
+        rng = torch.Generator().manual_seed(self.seed * 104729 + step)
         return torch.randint(self.vectors.shape[1], (batch,), generator=rng)
 
     def labels(self, index: int, batch: int, device: torch.device) -> torch.Tensor | None:

@@ -146,6 +146,8 @@ def test_arbitrary_training_reads_every_style_and_exports_a_predictor(arbitrary_
     assert trainer.discriminator.config.num_styles == 3
     assert trainer.styles.vectors.shape == (3, 2, STYLE_VECTOR_SIZE)
     assert sorted(trainer.styles.index_for(s) for s in range(3)) == [0, 1, 2]   # each style once per cycle
+    # the style size whose vector a style gets changes from step to step
+    assert {int(trainer.styles.vector_choice(s, 1)[0]) for s in range(20)} == {0, 1}
     model_dir = trainer.train()
     model = StyleGenerator.from_pretrained(model_dir)
     assert model.config.style_embedding == 3 and model.config.style_encoder == vgg16.identity
