@@ -213,9 +213,11 @@ class ConditionalInstanceNorm2d(InstanceNorm2d):
         mean, var = self.statistics(x, maps)                                            # (B, K, C, 1, 1)
         k_scale = self.weight.float()[None] * torch.rsqrt(var + self.eps)[..., 0, 0]   # (B, K, C)
         k_shift = self.bias.float()[None] - mean[..., 0, 0] * k_scale
-        scale = torch.einsum("bkhw,bkc->bchw", maps, k_scale)
-        shift = torch.einsum("bkhw,bkc->bchw", maps, k_shift)
-        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+        b, k, h, w = maps.shape
+        # one matrix product gives both maps: (B, 2C, K) @ (B, K, h·w)
+        both = torch.bmm(torch.cat([k_scale, k_shift], 2).transpose(1, 2), maps.reshape(b, k, h * w))
+        scale, shift = both.to(x.dtype).view(b, 2, -1, h, w).unbind(1)
+        return torch.addcmul(shift, x, scale)
 
 
 def _normalize(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
@@ -230,12 +232,22 @@ def _normalize(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, gamma: to
 def _weighted_moments(x: torch.Tensor, weights: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per region k: (weight sum n (B, K, 1), weighted mean (B, K, C), weighted sum of squared
-    deviations (B, K, C)) of x (B, C, H, W) under weights (B, K, H, W), in float64."""
-    x, weights = x.double(), weights.double()
-    n = weights.sum(dim=(2, 3))[..., None]                                           # (B, K, 1)
-    mean = torch.einsum("bkhw,bchw->bkc", weights, x) / n.clamp(min=1e-12)
-    second = torch.einsum("bkhw,bchw->bkc", weights, x * x)
-    m2 = (second - n * mean * mean).clamp(min=0)
+    deviations (B, K, C)) of x (B, C, H, W) under weights (B, K, H, W), in float64.
+
+    The sums are float32 matrix products over the pixels, taken about each channel's overall mean
+    (so neither the mean nor the variance loses digits when a channel's mean is large against its
+    spread): three reads of x, about the cost of a plain variance."""
+    b, c = x.shape[:2]
+    pixels = x.reshape(b, c, -1).float()                                              # (B, C, N)
+    w = weights.reshape(b, weights.shape[1], -1).float().transpose(1, 2)              # (B, N, K)
+    n = w.sum(1).double()[..., None]                                                  # (B, K, 1)
+    sums = torch.bmm(pixels, w).double()                                              # (B, C, K)
+    centre = (sums.sum(2, keepdim=True) / n.sum(1, keepdim=True).clamp(min=1e-12)).float()  # (B, C, 1)
+    deviation = pixels - centre
+    offsets = torch.bmm(deviation, w).double().transpose(1, 2) / n.clamp(min=1e-12)   # (B, K, C): mean − centre
+    squares = torch.bmm(deviation.square_(), w).double().transpose(1, 2)              # Σ w (x − centre)²
+    mean = centre.double().transpose(1, 2) + offsets
+    m2 = (squares - n * offsets ** 2).clamp(min=0)
     return n, mean, m2
 
 

@@ -86,28 +86,36 @@ def weight_maps(generator: StyleGenerator, size: tuple[int, int], batch: int, st
     (1 or B, H', W') or (1 or B, 1, H', W') in [0, 1], any size: resized bilinearly). Where masks
     add up to more than 1 they share the pixel in proportion; where they add up to less, the
     background takes the rest."""
+    shares, styles = _region_shares(generator, size, batch, style, regions)
+    return torch.einsum("brhw,rs->bshw", shares, styles)
+
+
+def _region_shares(generator: StyleGenerator, size: tuple[int, int], batch: int, style: StyleSpec | None,
+                   regions: Sequence[tuple[torch.Tensor, StyleSpec]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight maps as a product: (B, R, H, W) share of each region (and of the background,
+    last, when ``style`` is given) per pixel, summing to 1, and (R, S) the style weights of each;
+    maps = Σ_r share_r · styles_r. Full-resolution work stays at R channels, not S."""
     h, w = size
-    styles = generator.config.num_styles
-    total = torch.zeros(batch, 1, h, w)
-    mixed = torch.zeros(batch, styles, h, w)
+    masks, rows = [], []
     for i, (mask, spec) in enumerate(regions):
         m = _mask_as_b1hw(mask, i).float()
         if m.shape[0] not in (1, batch):
             raise InputError(f"mask {i + 1} has {m.shape[0]} images, the batch {batch}: give one mask or one per image")
         if m.shape[-2:] != (h, w):
             m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
-        m = m.clamp(0, 1).expand(batch, 1, h, w)
-        total += m
-        mixed += m * style_weights(generator, spec).view(1, -1, 1, 1)
+        masks.append(m.clamp(0, 1).expand(batch, 1, h, w))
+        rows.append(style_weights(generator, spec))
+    shares = torch.cat(masks, 1)                                                      # (B, R, H, W)
+    total = shares.sum(1, keepdim=True)
     share = total.clamp(min=1.0)
-    mixed /= share
-    rest = (1.0 - total / share)
+    shares = shares / share
+    rest = 1.0 - total / share
     if style is None:
         if bool((rest > 1e-3).any()):
             raise InputError("the masks leave part of the image without a style: give a style for the rest "
                              "(the background) too")
-        return mixed / mixed.sum(1, keepdim=True).clamp(min=1e-8)
-    return mixed + rest * style_weights(generator, style).view(1, -1, 1, 1)
+        return shares / shares.sum(1, keepdim=True).clamp(min=1e-8), torch.stack(rows)
+    return torch.cat([shares, rest], 1), torch.stack(rows + [style_weights(generator, style)])
 
 
 def _mask_as_b1hw(mask: torch.Tensor, index: int) -> torch.Tensor:
@@ -139,11 +147,14 @@ def conditioned(generator: StyleGenerator, size: tuple[int, int], batch: int, st
     if not regions:
         weights = style_weights(generator, style)
         return _cached(generator, ("mix", tuple(weights.tolist())), lambda: generator.mixed(weights)), None
-    maps = weight_maps(generator, size, batch, style, regions)
-    active = [i for i in range(maps.shape[1]) if bool((maps[:, i] > 1e-6).any())]
+    shares, styles = _region_shares(generator, size, batch, style, regions)
+    # the styles a pixel uses: those of the regions that cover any pixel (the rest are never computed)
+    present = shares.amax(dim=(0, 2, 3)) > 1e-6                                       # (R,)
+    active = [i for i in range(styles.shape[1]) if bool((styles[present, i] > 0).any())]
     if len(active) == 1:
         return conditioned(generator, size, batch, generator.style_names[active[0]])
-    return _cached(generator, ("subset", tuple(active)), lambda: generator.subset(active)), maps[:, active]
+    maps = torch.einsum("brhw,rs->bshw", shares, styles[:, active])
+    return _cached(generator, ("subset", tuple(active)), lambda: generator.subset(active)), maps
 
 
 def _arbitrary(generator: StyleGenerator, size, batch, style, regions):

@@ -124,6 +124,24 @@ def test_masks_tile_exactly():
     torch.testing.assert_close(gathered, whole, atol=2e-5, rtol=0)
 
 
+def test_region_statistics_match_float64_when_the_mean_dwarfs_the_spread():
+    """Per-region mean/variance come from float32 matrix products: squares taken about each
+    channel's mean keep the variance of a channel at 1000 ± 0.01 as exact as float64 would."""
+    from ganstyle.core.norm_statistics import _weighted_moments
+
+    g = torch.Generator().manual_seed(0)
+    x = 1000 + 0.01 * torch.randn(2, 3, 32, 40, generator=g)
+    weights = torch.rand(2, 2, 32, 40, generator=g)
+    n, mean, m2 = _weighted_moments(x, weights)
+    xd, wd = x.double(), weights.double()
+    ref_n = wd.sum((2, 3))[..., None]
+    ref_mean = torch.einsum("bkhw,bchw->bkc", wd, xd) / ref_n
+    ref_var = torch.einsum("bkhw,bkchw->bkc", wd, (xd[:, None] - ref_mean[..., None, None]) ** 2) / ref_n
+    torch.testing.assert_close(n, ref_n, rtol=1e-6, atol=0)
+    torch.testing.assert_close(mean, ref_mean, rtol=1e-7, atol=0)
+    torch.testing.assert_close(m2 / n, ref_var, rtol=2e-3, atol=0)
+
+
 def test_weight_maps_share_overlaps_and_fill_the_background():
     library = tiny_library()
     a, b = torch.zeros(4, 4), torch.zeros(4, 4)
@@ -219,7 +237,7 @@ def test_library_fine_tunes_from_a_single_style_model(library_data, vgg16, tmp_p
 
 def test_a_new_style_trains_only_its_norm_parameters_and_becomes_a_style_file(library_data, vgg16, tmp_path):
     from ganstyle.core.errors import WeightsError
-    from ganstyle.core.style_files import add_styles, read_style_file
+    from ganstyle.core.style_files import add_styles, read_style_file, read_style_record
 
     data, root = library_data
     library = tiny_library()
@@ -239,6 +257,7 @@ def test_a_new_style_trains_only_its_norm_parameters_and_becomes_a_style_file(li
     assert size < 4096 < sum(p.numel() * 4 for p in library.parameters())     # kilobytes, not a model
     record, tensors, _ = read_style_file(style_dir)
     assert record == {"name": "stripes", "source": "second.png", "licence": "CC0"}
+    assert read_style_record(style_dir)["base"] == str(lib_dir)        # what users load it with
     grown = add_styles(library, [style_dir])
     assert grown.style_names == ["ink", "oil", "chalk", "stripes"]
     x = synthetic_photo(20, 28)
