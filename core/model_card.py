@@ -1,7 +1,8 @@
 """Model cards: the ``README.md`` of a style model folder (Hugging Face model-card format).
 
 One writer, :func:`model_card`, for the card the trainer exports with its model and for the card
-``ganstyle push`` writes for a model folder that has none.
+``ganstyle push`` writes for a model folder that has none; :func:`style_file_card` for a style
+file (one style for a style library, ``ganstyle train --base``).
 """
 from __future__ import annotations
 
@@ -83,6 +84,36 @@ A feed-forward style-transfer generator for [ganstyle](https://github.com/gansty
 _LOSS_NAMES = {"lambda_content": "content (relu4_2)", "lambda_style": "Gram style", "lambda_tone": "tone",
                "lambda_tv": "total variation", "lambda_pixel": "pixel (L1 to the photo)",
                "lambda_warp": "warp/noise robustness", "lambda_adv": "PatchGAN adversarial"}
+
+
+def style_file_card(record: Mapping[str, str], *, reference: str, images: Mapping[str, str]) -> str:
+    """The card of a style file: ``record`` is its ``style.json`` (name, source, licence, author,
+    base, base_fingerprint); ``reference`` how users load it (a Hub repo id); ``images``: {file: alt}.
+
+    >>> print(style_file_card({"name": "ink", "base": "library-fast", "base_fingerprint": "ab12"},
+    ...                       reference="me/ink", images={}).splitlines()[0])
+    # ink
+    """
+    name, base = record["name"], record.get("base") or "the style library it was trained on"
+    shown = "\n".join(f"![{alt}]({file})" for file, alt in images.items())
+    about = "\n".join(f"| {key} | {record[key]} |" for key in ("source", "licence", "author") if record.get(key))
+    table = f"\n| | |\n|---|---|\n{about}\n" if about else ""
+    model = record.get("base") or "LIBRARY"
+    return f"""# {name}
+
+A style file for the ganstyle style library `{base}`: the instance-norm scales and shifts of one
+new style (a few KB), trained with `ganstyle train --base {model}` on the library's frozen
+convolutions. It only fits that library (shared weights `{record.get("base_fingerprint", "unknown")}`).
+{table}
+{shown}
+
+## Use
+
+    ganstyle stylize photo.jpg --model {model} --styles-from {reference} --style {name}
+
+In ComfyUI: **Load GAN Style Model** with model `{model}` and styles_from `{reference}`, then
+**GAN Stylize** with style `{name}`.
+"""
 
 
 def _losses(options: Mapping[str, Any]) -> str:

@@ -202,16 +202,19 @@ def default_style_model(registry: dict | None = None) -> str | None:
     return (marked or names or [None])[0]
 
 
-def with_added_styles(model: StyleModel, folders: Sequence[str | Path]) -> StyleModel:
-    """``model`` (a style library) with the style files in ``folders`` appended
-    (:func:`ganstyle.core.style_files.add_styles`); the loaded model itself is not changed."""
+def with_added_styles(model: StyleModel, refs: Sequence[str | Path], *, cache_dir: str | Path | None = None
+                      ) -> StyleModel:
+    """``model`` (a style library) with the style files ``refs`` appended (folders, training run
+    folders or Hub repos: :func:`ganstyle.core.style_files.locate_style_file`; then
+    :func:`~ganstyle.core.style_files.add_styles`); the loaded model itself is not changed."""
     import dataclasses
 
-    from .style_files import add_styles
+    from .style_files import add_styles, locate_style_file
 
-    if not folders:
+    if not refs:
         return model
-    added = ", ".join(Path(f).name for f in folders)
+    folders = [locate_style_file(ref, cache_dir=cache_dir) for ref in refs]
+    added = ", ".join(str(ref).rstrip("/").rsplit("/", 1)[-1] for ref in refs)
     return dataclasses.replace(model, generator=add_styles(model.generator, folders),
                                name=f"{model.name} + {added}")
 

@@ -6,8 +6,12 @@ images, in one commit, via :class:`huggingface_hub.HfApi`. Before anything is up
 loaded with the strict loader and the card is checked (license present, every image it shows is
 part of the upload), so a broken model never reaches the Hub.
 
+A *style file* (one style for a style library: ``style.safetensors`` + ``style.json``, written by
+``ganstyle train --base`` into ``RUN_DIR/style``) is pushed the same way, with a card of its own.
+
 Downloading is the other direction: any Hub reference ``org/name[@revision]`` works wherever a
-style model is accepted (:func:`ganstyle.core.models.load_style_model`), through the Hub cache.
+style model is accepted (:func:`ganstyle.core.models.load_style_model`), and wherever a style
+file is (``--styles-from``, :func:`ganstyle.core.style_files.locate_style_file`), through the Hub cache.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from .errors import ConfigError, InputError, WeightsError
 from .generator import StyleGenerator
 from .hub import HUB_REF
 from .model_card import TAGS as CARD_TAGS
-from .model_card import model_card
+from .model_card import model_card, style_file_card
+from .style_files import STYLE_RECORD, STYLE_WEIGHTS, is_style_file, read_style_file, read_style_record
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TAGS = [*CARD_TAGS, "image-to-image"]
@@ -50,33 +55,50 @@ def find_model_dir(run_or_model_dir: str | Path) -> Path:
                        f"(has the training run finished and exported its model?)")
 
 
+def find_style_file_dir(run_or_style_dir: str | Path) -> Path | None:
+    """The style file folder of ``run_or_style_dir`` (itself, or a ``ganstyle train --base`` run's
+    ``style/``), or None when it holds none."""
+    path = Path(run_or_style_dir).expanduser()
+    return next((folder for folder in (path, path / "style") if is_style_file(folder)), None)
+
+
 def prepare_upload(run_or_model_dir: str | Path, staging: Path, *, repo_id: str,
                    license: str | None = None) -> list[str]:
     """Copy what will be uploaded into ``staging`` and return the file names: weights, config,
-    model card (license and tags ensured), sample images, training options."""
+    model card (license and tags ensured), sample images, training options. A style file folder
+    (or a run folder with ``style/``) uploads the style file and its card instead."""
     from huggingface_hub import ModelCard
 
-    model_dir = find_model_dir(run_or_model_dir)
-    # Refuse models that would not load: strict config and weight checks, nothing executed.
-    generator = StyleGenerator.from_files(model_dir / "model.safetensors", model_dir / "config.json")
-    files = ["model.safetensors", "config.json"]
+    style_dir = find_style_file_dir(run_or_model_dir)
+    if style_dir is not None:
+        read_style_file(style_dir)      # refuse a broken style file before anything is uploaded
+        files, source_dir = [STYLE_WEIGHTS, STYLE_RECORD], style_dir
+    else:
+        source_dir = model_dir = find_model_dir(run_or_model_dir)
+        # Refuse models that would not load: strict config and weight checks, nothing executed.
+        generator = StyleGenerator.from_files(model_dir / "model.safetensors", model_dir / "config.json")
+        files = ["model.safetensors", "config.json"]
     for name in files:
-        shutil.copy2(model_dir / name, staging / name)
-    for image in sorted(model_dir.iterdir()):
+        shutil.copy2(source_dir / name, staging / name)
+    for image in sorted(source_dir.iterdir()):
         if image.suffix.lower() in IMAGE_SUFFIXES and image.is_file():
             shutil.copy2(image, staging / image.name)
             files.append(image.name)
-    options = model_dir.parent / "options.json" if model_dir.name == "model" else model_dir / "options.json"
+    run_dir = source_dir.parent if source_dir.name in ("model", "style") else source_dir
+    options = run_dir / "options.json"
     if options.is_file():
         shutil.copy2(options, staging / "options.json")
         files.append("options.json")
 
-    card_path = model_dir / "README.md"
+    card_path = source_dir / "README.md"
+    images = {f: "sample" for f in files if f.lower().endswith(IMAGE_SUFFIXES)}
     if card_path.is_file():
         text = card_path.read_text(encoding="utf-8")
+    elif style_dir is not None:
+        text = style_file_card(read_style_record(style_dir), reference=repo_id, images=images)
     else:
         text = model_card(repo_id.split("/")[-1], generator, reference=repo_id, options_file="options.json" in files,
-                          images={f: "sample" for f in files if f.lower().endswith(IMAGE_SUFFIXES)})
+                          images=images)
     card = ModelCard(text)
     if license:
         card.data.license = license
@@ -89,7 +111,7 @@ def prepare_upload(run_or_model_dir: str | Path, staging: Path, *, repo_id: str,
     missing = [link for link in _IMAGE_LINK.findall(card.text)
                if "://" not in link and link.split("#")[0] not in files]
     if missing:
-        raise ConfigError(f"model card {card_path}: shows {missing} but no such file is in {model_dir}")
+        raise ConfigError(f"model card {card_path}: shows {missing} but no such file is in {source_dir}")
     (staging / "README.md").write_text(str(card), encoding="utf-8")
     files.append("README.md")
     return files
@@ -115,6 +137,7 @@ def push_to_hub(run_or_model_dir: str | Path, repo_id: str, *, private: bool = F
             api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
         commit = api.upload_folder(repo_id=repo_id, folder_path=str(staging), repo_type="model",
                                    revision=revision, commit_message=commit_message or
-                                   f"Upload ganstyle model ({', '.join(files)})")
+                                   f"Upload ganstyle {'style file' if STYLE_RECORD in files else 'model'} "
+                                                   f"({', '.join(files)})")
     url = getattr(commit, "commit_url", None) or str(repo_url)
     return PushResult(repo_id, revision or "main", url, files)

@@ -6,12 +6,14 @@ a *style file* beside the full model, a folder holding
 
 - ``style.safetensors``: for every norm layer of the library, ``<layer>.weight`` and
   ``<layer>.bias``, each (C,) (a few KB);
-- ``style.json``: the style's record (name, source, licence, author) and the identity of the
-  library's shared weights it was trained on (``base_fingerprint``), so it is never added to a
-  library it does not fit.
+- ``style.json``: the style's record (name, source, licence, author), the library it was trained
+  on (``base``, as given to ``--base``) and the identity of that library's shared weights
+  (``base_fingerprint``), so it is never added to a library it does not fit.
 
 :func:`add_styles` appends style files to a library (``--styles-from`` on the command line, the
-Load GAN Style Model node's ``styles_from`` input).
+Load GAN Style Model node's ``styles_from`` input). A style file is named by its folder, a
+training run folder (``RUN_DIR/style``) or a Hugging Face Hub repo ``org/name[@revision]``
+(:func:`locate_style_file`; ``ganstyle push`` uploads one with its model card).
 """
 from __future__ import annotations
 
@@ -35,9 +37,11 @@ def shared_fingerprint(generator: StyleGenerator) -> str:
     return tensors_fingerprint({k: v for k, v in generator.state_dict().items() if k not in norms})
 
 
-def save_style_file(generator: StyleGenerator, folder: str | Path, record: dict, base: StyleGenerator) -> Path:
+def save_style_file(generator: StyleGenerator, folder: str | Path, record: dict, base: StyleGenerator,
+                    base_name: str = "") -> Path:
     """Write the style of single-style ``generator`` (trained on ``base``'s convolutions) as a style
-    file in ``folder``. ``record``: name (required), source, licence, author."""
+    file in ``folder``. ``record``: name (required), source, licence, author; ``base_name``: how the
+    library is referred to (registry name or Hub repo), for the model card and users."""
     if generator.config.num_styles:
         raise ValueError("save_style_file takes the single-style generator of the new style")
     if shared_fingerprint(generator) != shared_fingerprint(base):
@@ -49,12 +53,12 @@ def save_style_file(generator: StyleGenerator, folder: str | Path, record: dict,
                             folder / STYLE_WEIGHTS, metadata={"format": "pt", "class": "StyleFile"})
     atomic_write_json(folder / STYLE_RECORD, {"_class_name": "StyleFile",
                                               **{k: str(v) for k, v in record.items() if k in STYLE_INFO_KEYS},
-                                              "base_fingerprint": shared_fingerprint(base)})
+                                              "base": str(base_name), "base_fingerprint": shared_fingerprint(base)})
     return folder
 
 
-def read_style_file(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor], str]:
-    """(record, {norm parameter: (C,) tensor}, base fingerprint) of a style file folder."""
+def read_style_record(folder: str | Path) -> dict:
+    """The whole ``style.json`` of a style file folder, checked: ``_class_name`` 'StyleFile' and a name."""
     folder = Path(folder)
     try:
         data = json.loads((folder / STYLE_RECORD).read_text())
@@ -65,12 +69,50 @@ def read_style_file(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor], 
         raise WeightsError(f"{folder / STYLE_RECORD}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or data.get("_class_name") != "StyleFile" or not data.get("name"):
         raise WeightsError(f"{folder / STYLE_RECORD}: not a style record (needs _class_name 'StyleFile' and a name)")
+    return data
+
+
+def read_style_file(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor], str]:
+    """(record, {norm parameter: (C,) tensor}, base fingerprint) of a style file folder."""
+    folder = Path(folder)
+    data = read_style_record(folder)
     record = {k: str(v) for k, v in data.items() if k in STYLE_INFO_KEYS}
     return record, load_safetensors_checked(folder / STYLE_WEIGHTS), str(data.get("base_fingerprint", ""))
 
 
+def is_style_file(folder: str | Path) -> bool:
+    folder = Path(folder)
+    return (folder / STYLE_RECORD).is_file() and (folder / STYLE_WEIGHTS).is_file()
+
+
+def locate_style_file(ref: str | Path, *, cache_dir: str | Path | None = None) -> Path:
+    """The folder of a style file: ``ref`` is that folder, a training run folder (its ``style/``),
+    or a Hub repo ``org/name[@revision]`` (both files fetched into the Hugging Face cache, or found
+    there offline). Anything else is a :class:`WeightsError` saying what was looked for."""
+    from .hub import hub_download, parse_hub_ref
+
+    path = Path(str(ref)).expanduser()
+    for folder in (path, path / "style"):
+        if is_style_file(folder):
+            return folder
+    if path.exists():
+        raise WeightsError(f"{path}: no style file here ({STYLE_WEIGHTS} + {STYLE_RECORD}, as 'ganstyle train "
+                           f"--base LIBRARY' writes into RUN_DIR/style)")
+    parsed = parse_hub_ref(str(ref))
+    if parsed is None or parsed[1]:
+        raise WeightsError(f"style file '{ref}' not found: give its folder, a training run folder or a Hub repo "
+                           f"'org/name[@revision]'")
+    repo_id, _, revision = parsed
+    advice = (f"Download {STYLE_RECORD} and {STYLE_WEIGHTS} from https://huggingface.co/{repo_id} into one folder "
+              f"and pass that folder instead.")
+    record = hub_download(repo_id, STYLE_RECORD, revision=revision, cache_dir=cache_dir, advice=advice)
+    hub_download(repo_id, STYLE_WEIGHTS, revision=revision, cache_dir=cache_dir, advice=advice)
+    return record.parent
+
+
 def add_styles(library: StyleGenerator, folders: Sequence[str | Path]) -> StyleGenerator:
-    """A new library: ``library``'s styles followed by those of the style files in ``folders``.
+    """A new library: ``library``'s styles followed by those of the style files in ``folders``
+    (local folders; :func:`locate_style_file` finds them from other references).
     A file trained on another library, a name already taken or a missing/misshaped parameter is
     a :class:`WeightsError` naming the file."""
     if not library.config.num_styles:

@@ -78,6 +78,21 @@ def find_in_model_dirs(kind: str, name: str) -> Path:
     raise InputError(f"'{name}' not found in {looked}, nor as a path")
 
 
+def find_style_file(name: str) -> str | Path:
+    """A style file named in styles_from: a folder in the style models folders or a path, else
+    ``name`` itself when it reads as a Hub repo 'org/name[@revision]' (fetched into the cache)."""
+    from ..core.errors import InputError
+    from ..core.hub import parse_hub_ref
+
+    try:
+        return find_in_model_dirs("style", name)
+    except InputError:
+        parsed = parse_hub_ref(name)
+        if parsed is not None and not parsed[1]:
+            return name
+        raise
+
+
 def list_local(kind: str) -> list[str]:
     """Local model file (vgg) or folder (style) names, relative to the models folders."""
     names = set()

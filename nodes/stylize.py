@@ -96,8 +96,9 @@ class LoadStyleModel:
                                                               "'org/name@revision'. When set, it is loaded instead "
                                                               "of 'model' and cached in models/style_transfer/hub."}),
             "styles_from": ("STRING", {"default": "", "tooltip": "Style libraries only: style files to add (folders "
-                                       "written by 'ganstyle train --base', in models/style_transfer or full paths), "
-                                       "separated by commas. Their names become choices of GAN Stylize's style."}),
+                                       "written by 'ganstyle train --base' or Train Style, in models/style_transfer or "
+                                       "full paths, or Hub repos 'org/name[@revision]'), separated by commas. Their "
+                                       "names become choices of GAN Stylize's style."}),
         }}
 
     RETURN_TYPES = (MODEL_TYPE,)
@@ -116,9 +117,8 @@ class LoadStyleModel:
                                 "config.json) in models/style_transfer, or set hub_repo")
         loaded = load_style_model(ref, device=comfy_env.offload_device(), dtype=torch.float32,
                                   cache_dir=comfy_env.hub_cache_dir(), search_dirs=comfy_env.model_dirs("style"))
-        folders = [comfy_env.find_in_model_dirs("style", name.strip())
-                   for name in (styles_from or "").split(",") if name.strip()]
-        return (with_added_styles(loaded, folders),)
+        refs = [comfy_env.find_style_file(name.strip()) for name in (styles_from or "").split(",") if name.strip()]
+        return (with_added_styles(loaded, refs, cache_dir=comfy_env.hub_cache_dir()),)
 
 
 class GANStylize:

@@ -1,7 +1,8 @@
-"""``ganstyle push`` / ``pull`` / ``models``: share style models through the Hugging Face Hub.
+"""``ganstyle push`` / ``pull`` / ``models``: share style models (and style files) through the Hugging Face Hub.
 
     ganstyle push runs/painting --repo me/painting-style --license cc-by-4.0
     ganstyle pull me/painting-style@v1
+    ganstyle push runs/new-style --repo me/new-style --license cc-by-4.0     # a --base run: its style file
     ganstyle models
 """
 from __future__ import annotations
@@ -14,9 +15,12 @@ def add_parser(subparsers) -> None:
         "push", help="upload a trained style model to the Hugging Face Hub",
         description="Upload a trained model (model.safetensors, config.json, a model card with license, "
                     "sample images and training options) to a Hub model repo, in one commit. The model is "
-                    "loaded and the card checked before anything is uploaded.")
+                    "loaded and the card checked before anything is uploaded. A style file (style.safetensors + "
+                    "style.json: one style for a style library, from 'ganstyle train --base') is uploaded the "
+                    "same way with a card of its own; others add it with --styles-from ORG/NAME.")
     push.add_argument("run_dir", metavar="RUN_DIR",
-                      help="training run folder (its model/ subfolder is uploaded) or a model folder")
+                      help="training run folder (its model/ subfolder is uploaded; for a --base run, its style/ "
+                           "style file), a model folder or a style file folder")
     push.add_argument("--repo", required=True, metavar="ORG/NAME", help="Hub repo id, created if missing")
     push.add_argument("--private", action="store_true", help="create the repo as private (default public)")
     push.add_argument("--revision", default=None, metavar="BRANCH",
@@ -30,9 +34,10 @@ def add_parser(subparsers) -> None:
     push.set_defaults(func=push_main)
 
     pull = subparsers.add_parser(
-        "pull", help="download a style model from the Hugging Face Hub into the cache",
-        description="Download a style model (model.safetensors + config.json) into the Hugging Face cache, "
-                    "check that it loads, and print its local folder. Later --model ORG/NAME uses the cache.")
+        "pull", help="download a style model (or style file) from the Hugging Face Hub into the cache",
+        description="Download a style model (model.safetensors + config.json) or a style file (style.safetensors "
+                    "+ style.json) into the Hugging Face cache, check that it loads, and print its local folder. "
+                    "Later --model ORG/NAME (--styles-from ORG/NAME) uses the cache.")
     pull.add_argument("ref", metavar="ORG/NAME[@REVISION]", help="Hub repo (or registry name) of a style model")
     pull.add_argument("--revision", default=None, metavar="REV",
                       help="branch, tag or commit (same as ORG/NAME@REV)")
@@ -65,20 +70,36 @@ def pull_main(args) -> int:
     from ..core.errors import WeightsError
     from ..core.hub import HubUnreachableError
     from ..core.models import load_style_model
+    from ..core.style_files import locate_style_file, read_style_record
 
     ref = args.ref.strip()
     if args.revision:
         ref = f"{ref.split('@')[0]}@{args.revision}"
     try:
         model = load_style_model(ref, cache_dir=args.cache_dir, use_cache=False)
-    except HubUnreachableError as e:
-        tree = f"https://huggingface.co/{e.repo_id}/tree/{e.revision or 'main'}"
-        again = ("Unset HF_HUB_OFFLINE and run" if "HF_HUB_OFFLINE" in e.reason else
-                 "Run") + f" `ganstyle pull {ref}` again once the Hub can be reached"
-        raise WeightsError(f"cannot pull '{ref}': {e.reason}, and it is not in the cache. {again}; or "
-                           f"download model.safetensors and config.json from {tree} into one folder (on any "
-                           f"machine with internet access) and use that folder directly with --model FOLDER "
-                           f"(no pull needed).") from None
+    except WeightsError as model_error:
+        try:   # not a model: a style file (one style for a library, from 'ganstyle train --base')?
+            folder = locate_style_file(ref, cache_dir=args.cache_dir)
+        except WeightsError:
+            folder = None
+        if folder is None and isinstance(model_error, HubUnreachableError):
+            e = model_error
+            tree = f"https://huggingface.co/{e.repo_id}/tree/{e.revision or 'main'}"
+            again = ("Unset HF_HUB_OFFLINE and run" if "HF_HUB_OFFLINE" in e.reason else
+                     "Run") + f" `ganstyle pull {ref}` again once the Hub can be reached"
+            raise WeightsError(f"cannot pull '{ref}': {e.reason}, and it is not in the cache. {again}; or "
+                               f"download model.safetensors and config.json (a style file: style.safetensors and "
+                               f"style.json) from {tree} into one folder (on any machine with internet access) and "
+                               f"use that folder directly with --model FOLDER (--styles-from FOLDER; no pull "
+                               f"needed).") from None
+        if folder is None:
+            raise
+        record = read_style_record(folder)
+        base = record.get("base") or "its library"
+        print(f"{record['name']}: a style file for {base}; use it with --model {base} --styles-from {ref} "
+              f"--style {record['name']}")
+        print(folder)
+        return 0
     print(f"{model.name}: {model.config.preset} preset, {sum(p.numel() for p in model.generator.parameters()):,} "
           f"parameters, from {model.source}")
     print(model.weights_path.parent)

@@ -23,8 +23,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="long side the photo is stylised at, and each cell's height in the sheet (default 512)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda, … (default auto)")
     p.add_argument("--styles-from", action="append", default=[], metavar="DIR",
-                   help="add a style file (a folder written by 'ganstyle train --base LIBRARY', or pulled from the "
-                        "Hub) to the style library given by --model; repeatable")
+                   help="add a style file to the style library given by --model: the folder (or run folder) written "
+                        "by 'ganstyle train --base LIBRARY', or a Hub repo ORG/NAME[@REV] it was pushed to; repeatable")
     p.add_argument("--cache-dir", metavar="DIR", default=None, help="Hugging Face cache folder for Hub models")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.set_defaults(func=main)
@@ -49,7 +49,8 @@ def main(args) -> int:
     ref = args.model or default_style_library() or default_style_model()
     if ref is None:
         raise InputError("no default style model in weights/registry.json; pass --model REF")
-    model = with_added_styles(load_style_model(ref, device=device, cache_dir=args.cache_dir), args.styles_from)
+    model = with_added_styles(load_style_model(ref, device=device, cache_dir=args.cache_dir), args.styles_from,
+                              cache_dir=args.cache_dir)
     photo = resize_long_side(load_image(args.photo), args.size)
     names = model.generator.style_names or [model.name]
     results = [stylize(model, photo, style=name if model.generator.style_names else None, device=device)

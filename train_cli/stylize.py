@@ -61,8 +61,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps… (default auto)")
     p.add_argument("--styles-from", action="append", default=[], metavar="DIR",
-                   help="add a style file (a folder written by 'ganstyle train --base LIBRARY', or pulled from the "
-                        "Hub) to the style library given by --model; repeatable")
+                   help="add a style file to the style library given by --model: the folder (or run folder) written "
+                        "by 'ganstyle train --base LIBRARY', or a Hub repo ORG/NAME[@REV] it was pushed to; repeatable")
     p.add_argument("--cache-dir", metavar="DIR", default=None,
                    help="Hugging Face cache folder for Hub models (default: the standard HF cache)")
     p.add_argument("--overwrite", action="store_true",
@@ -231,7 +231,8 @@ def load_model(args, device):
     ref = args.model or default_style_model()
     if ref is None:
         raise InputError("no default style model in weights/registry.json; pass --model REF")
-    model = with_added_styles(load_style_model(ref, device=device, cache_dir=args.cache_dir), args.styles_from)
+    model = with_added_styles(load_style_model(ref, device=device, cache_dir=args.cache_dir), args.styles_from,
+                              cache_dir=args.cache_dir)
     print(f"model: {model.name} ({model.config.preset}, {model.source}) on {device}", file=sys.stderr)
     return model
 

@@ -119,3 +119,60 @@ def test_push_refuses_before_any_upload(hub, tmp_path):
     with pytest.raises(WeightsError, match="no model.safetensors"):
         push_to_hub(tmp_path, "me/x", license="mit")
     assert hub.calls == []
+
+
+def make_style_run(root: Path):
+    """A finished 'ganstyle train --base' run: model/ (the new style as a model) and style/ (its style file)."""
+    from ganstyle.core.style_files import save_style_file
+
+    from helpers import tiny_library
+
+    library = tiny_library()
+    new_style = library.mixed(torch.tensor([0.2, 0.3, 0.5]))
+    new_style.save_pretrained(root / "model")
+    save_style_file(new_style, root / "style", {"name": "stripes", "licence": "CC0", "author": "me"}, library,
+                    base_name="me/library")
+    (root / "options.json").write_text(json.dumps({"steps": 300, "base": "me/library"}))
+    return library, new_style
+
+
+def test_a_style_file_goes_to_the_hub_and_comes_back_through_the_cache(hub, tmp_path):
+    """A --base run pushes its style file (kilobytes, with a card saying how to use it); what was
+    uploaded, laid out as the Hub cache holds it, is found offline by its repo name and adds the
+    same style to the library."""
+    from ganstyle.core.style_files import add_styles, locate_style_file
+
+    from helpers import fill_hub_cache, synthetic_photo
+
+    library, new_style = make_style_run(tmp_path / "run")
+    result = push_to_hub(tmp_path / "run", "me/stripes", license="cc0-1.0")
+    assert sorted(hub.uploaded) == ["README.md", "options.json", "style.json", "style.safetensors"]
+    assert result.files[:2] == ["style.safetensors", "style.json"]
+    assert "style file" in hub.calls[-1][2]["commit_message"]
+    card = hub.uploaded["README.md"].decode()
+    assert "license: cc0-1.0" in card and "# stripes" in card and "- comfyui" in card
+    assert "--model me/library --styles-from me/stripes --style stripes" in card
+    assert len(hub.uploaded["style.safetensors"]) < 4096
+
+    cache = tmp_path / "cache"
+    snapshot = fill_hub_cache(cache, "me/stripes", dict(hub.uploaded), blobs=True)
+    folder = locate_style_file("me/stripes", cache_dir=cache)
+    assert folder == snapshot
+    grown = add_styles(library, [folder])
+    x = synthetic_photo(20, 28)
+    torch.testing.assert_close(grown(x, torch.tensor([[0.0, 0.0, 0.0, 1.0]])), new_style(x), atol=1e-6, rtol=0)
+    # a local run folder and the style folder itself name the same style file
+    assert locate_style_file(tmp_path / "run") == locate_style_file(tmp_path / "run" / "style") == \
+        tmp_path / "run" / "style"
+    with pytest.raises(WeightsError, match="no style file here"):
+        locate_style_file(tmp_path / "run" / "model")
+    with pytest.raises(WeightsError, match="HF_HUB_OFFLINE is set"):
+        locate_style_file("me/elsewhere", cache_dir=cache)
+
+
+def test_a_broken_style_file_is_refused_before_any_upload(hub, tmp_path):
+    make_style_run(tmp_path / "run")
+    (tmp_path / "run" / "style" / "style.json").write_text("{not json")
+    with pytest.raises(WeightsError, match="style.json: not valid JSON"):
+        push_to_hub(tmp_path / "run", "me/stripes", license="mit")
+    assert hub.calls == []

@@ -63,3 +63,36 @@ def test_pull_and_models(run_dir, tmp_path, capsys):
     assert main(["models", "--cache-dir", str(cache)]) == 0
     text = capsys.readouterr().out
     assert "vgg19" in text and "me/ink" in text and "v1" in text
+
+
+def test_a_pulled_style_file_adds_its_style_to_the_library(tmp_path, capsys):
+    """`ganstyle pull` of a style file's repo prints how to use it; `stylize --styles-from ORG/NAME`
+    adds that style from the Hub cache (offline here) and stylises with it."""
+    import torch
+
+    from ganstyle.core.images import load_image, save_image
+    from ganstyle.core.style_files import save_style_file
+
+    from helpers import synthetic_photo, tiny_library
+
+    library = tiny_library()
+    lib_dir = library.save_pretrained(tmp_path / "lib")
+    new_style = library.mixed(torch.tensor([0.0, 0.2, 0.8]))
+    style_dir = save_style_file(new_style, tmp_path / "run" / "style", {"name": "stripes"}, library,
+                                base_name=str(lib_dir))
+    cache = tmp_path / "cache"
+    snap = fill_hub_cache(cache, "me/stripes", {p.name: p for p in style_dir.iterdir()})
+    assert main(["pull", "me/stripes", "--cache-dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert f"stripes: a style file for {lib_dir}; use it with --model {lib_dir} --styles-from me/stripes" in out
+    assert out.strip().endswith(str(snap))
+
+    photo = tmp_path / "photo.png"
+    save_image(synthetic_photo(24, 32)[0], photo)
+    result = tmp_path / "out.png"
+    assert main(["stylize", str(photo), "-o", str(result), "--model", str(lib_dir), "--styles-from", "me/stripes",
+                 "--style", "stripes", "--cache-dir", str(cache), "--device", "cpu", "--dtype", "fp32"]) == 0
+    torch.testing.assert_close(load_image(result), new_style(load_image(photo)), atol=1.5 / 255, rtol=0)
+    assert main(["stylize", str(photo), "-o", str(tmp_path / "x.png"), "--model", str(lib_dir), "--styles-from",
+                 "me/nowhere", "--style", "stripes", "--cache-dir", str(cache)]) == 2
+    assert "cannot get 'style.json' from Hub repo 'me/nowhere'" in capsys.readouterr().err
