@@ -78,7 +78,14 @@ from .training.checkpoint import (
     write_checkpoint,
 )
 from .training.config import RESUMABLE_CHANGES, TrainConfig, check_run_folder, validated
-from .training.distributed import barrier, check_ranks_in_sync, data_parallel, setup_distributed, shutdown
+from .training.distributed import (
+    all_reduce_sum,
+    barrier,
+    check_ranks_in_sync,
+    data_parallel,
+    setup_distributed,
+    shutdown,
+)
 from .training.report import run_info, sample_grid, training_facts
 from .training.run_log import LOSS_KEYS, LossLog
 from .training.setup import initial_generator, load_training_data, style_target
@@ -329,6 +336,10 @@ class Trainer:
                     self.save_checkpoint()
                     logger.info("stopped at step %d: checkpoint saved; continue with --resume", self.step)
                     raise KeyboardInterrupt
+                if cfg.max_minutes and self._out_of_time(time.perf_counter() - started, cfg.max_minutes):
+                    logger.info("stopped at step %d of %d: --max-minutes %g reached", self.step, cfg.steps,
+                                cfg.max_minutes)
+                    break
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
@@ -385,6 +396,12 @@ class Trainer:
         logger.info("exported the EMA generator to %s", model_dir)
         return model_dir
 
+    def _out_of_time(self, seconds: float, max_minutes: float) -> bool:
+        """Whether this session has trained ``max_minutes``; every rank stops at the same step (the
+        slowest rank's clock decides)."""
+        late = torch.tensor([float(seconds >= 60.0 * max_minutes)], device=self.device)
+        return bool(all_reduce_sum(late, self.world_size).item() > 0)
+
     def export_style_file(self) -> Path:
         """With ``base``: the new style's norm parameters as a style file in ``RUN_DIR/style``."""
         from .models import load_style_model
@@ -394,7 +411,7 @@ class Trainer:
         record = {"name": name, "source": Path(self.config.style[0]).name,
                   **self.config.style_info.get(name, {})}
         base = load_style_model(self.config.base).generator
-        folder = save_style_file(self.ema_generator, self.run_dir / "style", record, base)
+        folder = save_style_file(self.ema_generator, self.run_dir / "style", record, base, base_name=self.config.base)
         logger.info("exported the style file '%s' (for --styles-from) to %s", name, folder)
         return folder
 

@@ -23,7 +23,8 @@ from .options import add_config_arguments, field_doc, options_from_args
 GROUPS = {
     "data": ("content", "style", "styles", "out", "image_size", "content_size", "crop_scale_min", "color_jitter",
              "style_size", "style_target_images", "content_scale"),
-    "optimisation": ("steps", "batch_size", "lr_g", "lr_d", "beta1_g", "beta1_d", "lambda_content", "lambda_style",
+    "optimisation": ("steps", "max_minutes", "batch_size", "lr_g", "lr_d", "beta1_g", "beta1_d", "lambda_content",
+                     "lambda_style",
                      "lambda_tone", "tone_pool", "lambda_adv", "lambda_tv", "lambda_pixel", "lambda_warp", "warp_noise",
                      "style_layer_weights",
                      "warmup_steps", "adv_mode", "ema_decay", "seed"),
@@ -33,8 +34,8 @@ GROUPS = {
 }
 FLAGS = {"batch_size": ("--batch-size", "--batch"), "num_previews": ("--previews",)}
 METAVARS = {"content": "PATH", "style": "PATH", "styles": "[NAME=]PATH", "out": "RUN_DIR", "image_size": "PX",
-            "style_size": "PX", "content_size": "PX", "init_from": "MODEL", "crop_scale_min": "S", "color_jitter": "J",
-            "tone_pool": "PX",
+            "max_minutes": "MIN", "style_size": "PX", "content_size": "PX", "init_from": "MODEL", "crop_scale_min": "S",
+            "color_jitter": "J", "tone_pool": "PX",
             "style_target_images": "N", "content_scale": "X", "style_layer_weights": "W", "encoder": "REF",
             "batch_size": "N", "num_previews": "N"}
 

@@ -22,7 +22,7 @@ from ..losses import ADV_MODES
 from ..vgg import STYLE_LAYERS
 
 # Options that may differ when resuming (they do not change the maths of a training step).
-RESUMABLE_CHANGES = frozenset({"steps", "log_every", "sample_every", "checkpoint_every",
+RESUMABLE_CHANGES = frozenset({"steps", "max_minutes", "log_every", "sample_every", "checkpoint_every",
                                "keep_checkpoints", "num_previews", "export_fp16", "progress", "device"})
 
 
@@ -68,6 +68,9 @@ class TrainConfig:
                           doc="generator architecture: 'johnson' (Johnson et al. 2016) or 'fast'")
     generator: dict = field(default_factory=dict, metadata={"doc": "GeneratorConfig fields overriding the preset"})
     steps: int = bounded(2000, 1, 10_000_000, doc="total training steps")
+    max_minutes: float = bounded(0.0, 0.0, 1e7, legacy=0.0,
+                                 doc="also stop after this many minutes of training in this session (0: no limit); "
+                                     "the run checkpoints and exports as at its last step, and --resume continues it")
     image_size: int = bounded(256, 16, 4096, doc="training crop size in pixels (square)")
     batch_size: int = bounded(4, 1, 4096, doc="images per step per process")
     lr_g: float = bounded(1e-3, 0.0, 1.0, doc="generator Adam learning rate")

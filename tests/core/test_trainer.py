@@ -182,6 +182,30 @@ def test_ctrl_c_finishes_the_step_saves_and_stops(data, vgg16, tmp_path):
     assert Trainer(tiny_config(data, tmp_path / "run", steps=10), resume=True, encoder=vgg16).step == 3
 
 
+def test_max_minutes_stops_exports_and_resumes(data, vgg16, tmp_path, monkeypatch):
+    """--max-minutes ends a run early as if it had finished (checkpoint and exported model), and
+    --resume continues it. The clock is faked: every step takes 'one minute'."""
+    import ganstyle.core.trainer as trainer_module
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock["now"])
+    trainer = Trainer(tiny_config(data, tmp_path / "run", steps=10, max_minutes=3), encoder=vgg16)
+    step_once = trainer.optimize_parameters
+
+    def one_minute_step(step):
+        clock["now"] += 60.0
+        return step_once(step)
+
+    trainer.optimize_parameters = one_minute_step
+    model_dir = trainer.train()
+    assert trainer.step == 3 and trainer.latest_checkpoint().name == "step_00000003"
+    assert (model_dir / "model.safetensors").is_file()
+    resumed = Trainer(tiny_config(data, tmp_path / "run", steps=5), resume=True, encoder=vgg16)
+    assert resumed.step == 3
+    resumed.train()
+    assert resumed.step == 5
+
+
 def test_checkpoint_is_safetensors_plus_json(data, vgg16, tmp_path):
     trainer = Trainer(tiny_config(data, tmp_path / "run", steps=2), encoder=vgg16)
     trainer.train()
