@@ -162,7 +162,13 @@ def bench_optimize(args) -> int:
         baseline = baseline or err
         ratio = statistics.median(float(gram_style_ratio(encoder, f, r, style)[0]) for f, r in zip(frames, results))
         print(f"{name:<40} {err:>9.5f} {err / baseline:>11.2f}x {ratio:>7.3f} {seconds[name] / len(frames):>8.1f}")
+    print(goal_line("video mode E_warp <= 1/3 of per frame (same steps)", err / baseline <= 1 / 3,
+                    f"{err / baseline:.2f}x"))
     return 0
+
+
+def goal_line(goal: str, met: bool, measured: str) -> str:
+    return f"goal: {goal}: {'PASS' if met else 'FAIL'} ({measured})"
 
 
 def main(argv=None) -> int:
@@ -178,6 +184,8 @@ def main(argv=None) -> int:
     p.add_argument("--real", default=REAL_CLIP, help="a real video clip ('' skips)")
     p.add_argument("--real-frames", type=int, default=40)
     p.add_argument("--temporal", type=float, default=0.5, help="the temporal setting measured (default 0.5)")
+    p.add_argument("--flow-preset", default="fast", help="DIS preset of the temporal GAN mode (default fast, "
+                                                          "as VideoOptions)")
     p.add_argument("--encoder", default=None, help="VGG for the style ratio (default: skip it)")
     p.add_argument("--style", default=None, help="the model's style image, for the style ratio")
     p.add_argument("--device", default="cpu")
@@ -221,11 +229,13 @@ def main(argv=None) -> int:
         style = compute_style_features(encoder, load_image(args.style), style_size=1024)
     methods = {"per frame": VideoOptions(temporal=0.0, statistics="frame"),
                "clip statistics": VideoOptions(temporal=0.0, statistics="clip"),
-               f"temporal {args.temporal}": VideoOptions(temporal=args.temporal, statistics="clip")}
+               f"temporal {args.temporal}": VideoOptions(temporal=args.temporal, statistics="clip",
+                                                         flow_preset=args.flow_preset)}
     print(f"# model {model.name}; threads {torch.get_num_threads()}", file=sys.stderr)
     print(f"{'clip':<34} {'method':<18} {'E_warp':>9} {'vs per frame':>12} {'style':>7} {'fps':>6}")
+    goals = []
     for clip_name, (frames, flows, valid) in clips.items():
-        baseline = None
+        baseline = base_ratio = None
         for method, options in methods.items():
             stylizer = VideoStylizer(model, options, device=args.device)
             start = time.perf_counter()
@@ -240,7 +250,18 @@ def main(argv=None) -> int:
                 ratios = [float(gram_style_ratio(encoder, f, r, style)[0])
                           for f, r in zip(frames[::every], results[::every])]
                 ratio = f"{statistics.median(ratios):.3f}"
+                base_ratio = base_ratio or statistics.median(ratios)
             print(f"{clip_name[:34]:<34} {method:<18} {err:>9.5f} {err / baseline:>11.2f}x {ratio:>7} {fps:>6.2f}")
+        if clip_name.startswith("synthetic"):   # the goals are set on the clip whose motion is known
+            goals.append(goal_line(f"temporal E_warp <= 1/3 of per frame ({clip_name})", err / baseline <= 1 / 3,
+                                   f"{err / baseline:.2f}x"))
+            if encoder is not None:
+                change = statistics.median(ratios) / base_ratio - 1
+                goals.append(goal_line("temporal style ratio within 10 % of per frame", abs(change) <= 0.10,
+                                       f"{change:+.1%}"))
+            if (w, h) == (960, 540):
+                goals.append(goal_line("temporal at 960x540 >= 4 frames/s, flow included", fps >= 4, f"{fps:.1f}"))
+    print("\n".join(goals))
     return 0
 
 

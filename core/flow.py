@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .errors import InputError
 
-PRESETS = ("ultrafast", "fast", "medium")
+PRESETS = ("ultrafast", "fast", "medium", "fine")
 
 
 def _cv2():
@@ -40,7 +40,10 @@ def _gray_u8(frame: torch.Tensor) -> np.ndarray:
 
 
 class FlowEstimator:
-    """DIS optical flow with one reusable OpenCV instance (``preset``: ultrafast, fast, medium).
+    """DIS optical flow with one reusable OpenCV instance (``preset``: ultrafast, fast, medium, or
+    fine: medium's search continued down to full resolution with 20 variational refinement
+    iterations, for slow work such as optimisation, where it costs nothing in comparison; on the
+    bench's synthetic clip its mean endpoint error is about half of medium's and a fifth of fast's).
 
     >>> est = FlowEstimator("fast")                                    # doctest: +SKIP
     >>> est(frame_a, frame_b).shape                                    # doctest: +SKIP
@@ -52,8 +55,11 @@ class FlowEstimator:
             raise InputError(f"flow preset '{preset}' is not one of {list(PRESETS)}")
         cv2 = _cv2()
         code = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
         self._dis = cv2.DISOpticalFlow_create(code)
+        if preset == "fine":
+            self._dis.setFinestScale(0)
+            self._dis.setVariationalRefinementIterations(20)
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
         ga, gb = _gray_u8(a), _gray_u8(b)

@@ -25,6 +25,21 @@ def test_dis_flow_finds_a_known_shift_and_warping_by_it_undoes_it():
     assert (back - b)[..., 8:-8, 8:-8].abs().mean() < 0.03 < (a - b)[..., 8:-8, 8:-8].abs().mean()
 
 
+def test_finer_presets_track_a_sub_pixel_zoom_more_closely():
+    """A zoom by 2 % about the centre (motion from 0 to ~1 px, different at every pixel): the
+    mean endpoint error falls from fast to medium to fine (the preset optimize_video uses)."""
+    h, w = 96, 128
+    a = textured(h, w, seed=3)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    true = torch.stack([(xs - w / 2) * -0.02, (ys - h / 2) * -0.02], -1)     # b → a: b's pixel came from here
+    b = warp_by_flow(a, true)
+    inner = (slice(12, -12), slice(12, -12))
+    errors = {preset: float(np.linalg.norm(FlowEstimator(preset)(b, a) - true.numpy(), axis=-1)[inner].mean())
+              for preset in ("fast", "medium", "fine")}
+    assert errors["fine"] < errors["medium"] < errors["fast"], errors
+    assert errors["fine"] < 0.05, errors
+
+
 def test_warp_by_a_whole_pixel_flow_is_a_shift():
     a = textured(16, 20)
     flow = np.zeros((16, 20, 2), np.float32)
