@@ -26,6 +26,12 @@ RESUMABLE_CHANGES = frozenset({"steps", "max_minutes", "log_every", "sample_ever
                                "keep_checkpoints", "num_previews", "export_fp16", "progress", "device"})
 
 
+# The learning rate for a new style on a library (--base): only its norm scales and shifts train,
+# and at the default 1e-3 a 15-minute CPU run (about 200 steps) leaves the style half learnt
+# (Gram ratio 0.066 on held-out photos); at 5e-3 the same run reaches 0.034 (docs/benchmarks.md).
+NEW_STYLE_LR_G = 5e-3
+
+
 @dataclass(kw_only=True)
 class TrainConfig:
     """Every training option; saved as ``options.json`` in the run folder.
@@ -57,8 +63,9 @@ class TrainConfig:
     base: str = bounded("", legacy="",
                         doc="add a style to this style library (registry name, folder or Hub repo): only the new "
                             "style's norm parameters train, the library's convolutions stay frozen, so it converges "
-                            "in minutes; exports model/ (the style as a model of its own) and style/ (a style file "
-                            "of a few KB that --styles-from adds to the library)")
+                            "in minutes (use --lr-g 0.005: a few thousand norm parameters take larger steps); exports "
+                            "model/ (the style as a model of its own) and style/ (a style file of a few KB that "
+                            "--styles-from adds to the library)")
     style_info: dict = field(default_factory=dict,
                              metadata={"doc": "what the model records about each style of a library (--styles) or "
                                               "about the new style (--base): {NAME: {source, licence, author}}",

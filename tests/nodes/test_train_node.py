@@ -34,6 +34,26 @@ def test_train_style_node_trains_saves_and_returns_a_model(comfy, vgg16, images,
     assert out.shape == (1, 3, 32, 32)
 
 
+def test_train_style_on_a_library_trains_a_style_file_at_the_new_style_rate(comfy, vgg16, images):
+    """With base (a style library) only the new style's norm parameters train, at NEW_STYLE_LR_G,
+    and the run leaves a style file that the library takes."""
+    import json
+
+    from ganstyle.core.style_files import add_styles
+    from ganstyle.core.training.config import NEW_STYLE_LR_G
+
+    from helpers import tiny_library
+
+    photos, painting = images
+    library = tiny_library()
+    lib_dir = library.save_pretrained(comfy.style_dir / "tiny-library")
+    comfy_call(TrainStyle, encoder=vgg16, style_images=painting, name="frost", steps=2, content_images=photos,
+               image_size=32, base=str(lib_dir))
+    run = comfy.style_dir / "frost.run"
+    assert json.loads((run / "options.json").read_text())["lr_g"] == NEW_STYLE_LR_G
+    assert add_styles(library, [run / "style"]).style_names == ["ink", "oil", "chalk", "frost"]
+
+
 def test_cancel_keeps_a_checkpoint_and_the_next_run_continues(comfy, vgg16, images, monkeypatch):
     import ganstyle.nodes.train as train_node
     photos, painting = images
