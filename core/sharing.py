@@ -26,7 +26,7 @@ from .generator import StyleGenerator
 from .hub import HUB_REF
 from .model_card import TAGS as CARD_TAGS
 from .model_card import model_card, style_file_card
-from .style_files import STYLE_RECORD, STYLE_WEIGHTS, is_style_file, read_style_file, read_style_record
+from .style_files import STYLE_RECORD, STYLE_WEIGHTS, local_style_file, read_style_file, read_style_record
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TAGS = [*CARD_TAGS, "image-to-image"]
@@ -55,13 +55,6 @@ def find_model_dir(run_or_model_dir: str | Path) -> Path:
                        f"(has the training run finished and exported its model?)")
 
 
-def find_style_file_dir(run_or_style_dir: str | Path) -> Path | None:
-    """The style file folder of ``run_or_style_dir`` (itself, or a ``ganstyle train --base`` run's
-    ``style/``), or None when it holds none."""
-    path = Path(run_or_style_dir).expanduser()
-    return next((folder for folder in (path, path / "style") if is_style_file(folder)), None)
-
-
 def prepare_upload(run_or_model_dir: str | Path, staging: Path, *, repo_id: str,
                    license: str | None = None) -> list[str]:
     """Copy what will be uploaded into ``staging`` and return the file names: weights, config,
@@ -69,7 +62,7 @@ def prepare_upload(run_or_model_dir: str | Path, staging: Path, *, repo_id: str,
     (or a run folder with ``style/``) uploads the style file and its card instead."""
     from huggingface_hub import ModelCard
 
-    style_dir = find_style_file_dir(run_or_model_dir)
+    style_dir = local_style_file(run_or_model_dir)
     if style_dir is not None:
         read_style_file(style_dir)      # refuse a broken style file before anything is uploaded
         files, source_dir = [STYLE_WEIGHTS, STYLE_RECORD], style_dir

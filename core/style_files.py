@@ -85,6 +85,13 @@ def is_style_file(folder: str | Path) -> bool:
     return (folder / STYLE_RECORD).is_file() and (folder / STYLE_WEIGHTS).is_file()
 
 
+def local_style_file(run_or_style_dir: str | Path) -> Path | None:
+    """The style file folder of a local path: the path itself, or a ``ganstyle train --base`` run's
+    ``style/``; None when neither holds one."""
+    path = Path(run_or_style_dir).expanduser()
+    return next((folder for folder in (path, path / "style") if is_style_file(folder)), None)
+
+
 def locate_style_file(ref: str | Path, *, cache_dir: str | Path | None = None) -> Path:
     """The folder of a style file: ``ref`` is that folder, a training run folder (its ``style/``),
     or a Hub repo ``org/name[@revision]`` (both files fetched into the Hugging Face cache, or found
@@ -92,9 +99,9 @@ def locate_style_file(ref: str | Path, *, cache_dir: str | Path | None = None) -
     from .hub import hub_download, parse_hub_ref
 
     path = Path(str(ref)).expanduser()
-    for folder in (path, path / "style"):
-        if is_style_file(folder):
-            return folder
+    folder = local_style_file(path)
+    if folder is not None:
+        return folder
     if path.exists():
         raise WeightsError(f"{path}: no style file here ({STYLE_WEIGHTS} + {STYLE_RECORD}, as 'ganstyle train "
                            f"--base LIBRARY' writes into RUN_DIR/style)")
