@@ -106,7 +106,9 @@ def main(args) -> int:
     model = load_style_model(ref, device=device)
     print(f"ganstyle demo: style model '{model.name}' ({model.source}) on {device}, {size} px")
     photo = resize_long_side(load_image(SAMPLES / "photo.jpg"), size)
-    painting = load_image(SAMPLES / "painting.jpg")
+    # the model's own style reference when its folder ships one (style.jpg), else the sample painting
+    shipped_style = Path(model.weights_path).parent / "style.jpg"
+    painting = load_image(shipped_style if shipped_style.is_file() else SAMPLES / "painting.jpg")
     start = time.perf_counter()
     result = stylize(model, photo.to(device), device=device).cpu()
     seconds = time.perf_counter() - start

@@ -34,13 +34,13 @@ def test_train_style_node_trains_saves_and_returns_a_model(comfy, vgg16, images,
     assert out.shape == (1, 3, 32, 32)
 
 
-def test_train_style_on_a_library_trains_a_style_file_at_the_new_style_rate(comfy, vgg16, images):
-    """With base (a style library) only the new style's norm parameters train, at NEW_STYLE_LR_G,
+def test_train_style_on_a_library_trains_a_style_file_with_the_new_style_defaults(comfy, vgg16, images):
+    """With base (a style library) only the new style's norm parameters train, with NEW_STYLE_DEFAULTS,
     and the run leaves a style file that the library takes."""
     import json
 
     from ganstyle.core.style_files import add_styles
-    from ganstyle.core.training.config import NEW_STYLE_LR_G
+    from ganstyle.core.training.config import NEW_STYLE_DEFAULTS
 
     from helpers import tiny_library
 
@@ -50,7 +50,8 @@ def test_train_style_on_a_library_trains_a_style_file_at_the_new_style_rate(comf
     comfy_call(TrainStyle, encoder=vgg16, style_images=painting, name="frost", steps=2, content_images=photos,
                image_size=32, base=str(lib_dir))
     run = comfy.style_dir / "frost.run"
-    assert json.loads((run / "options.json").read_text())["lr_g"] == NEW_STYLE_LR_G
+    options = json.loads((run / "options.json").read_text())
+    assert {key: options[key] for key in NEW_STYLE_DEFAULTS} == NEW_STYLE_DEFAULTS
     assert add_styles(library, [run / "style"]).style_names == ["ink", "oil", "chalk", "frost"]
 
 

@@ -13,15 +13,18 @@ def test_demo_stylises_with_shipped_model(tmp_path, capsys):
     out = tmp_path / "demo.png"
     assert main(["demo", "--out", str(out), "--size", "128", "--device", "cpu"]) == 0
     text = capsys.readouterr().out
-    assert "elephants-fast" in text and str(out.resolve()) in text
+    assert "ice-palace-fast" in text and str(out.resolve()) in text
     with Image.open(out) as im:
         assert im.format == "PNG" and im.height == 128 + 2 * 4 and im.width > 3 * 128
         cells = torch.tensor(__import__("numpy").array(im.convert("RGB"))).float() / 255
-    photo_cell = cells[4:132, 4:4 + 200]
-    result_cell = cells[4:132, -4 - 200:-4]
-    # the result is the photo restyled: clearly different pixels, and bluer like the painting
+    photo_cell = cells[4:132, 4:4 + 170]
+    painting_cell = cells[4:132, 4 + 170 + 4 + 20:4 + 170 + 4 + 220]   # the model's style.jpg (768x369 → 266x128)
+    result_cell = cells[4:132, -4 - 170:-4]
+    # the middle cell is the model's own painting (blue-grey), not the sample painting
+    assert painting_cell[..., 2].mean() > painting_cell[..., 0].mean()
+    # the result is the photo restyled: clearly different pixels, bluer and greyer like the painting
     assert (photo_cell - result_cell).abs().mean() > 0.1
-    assert result_cell[..., 2].mean() > photo_cell[..., 2].mean()
+    assert result_cell[..., 2].mean() - result_cell[..., 0].mean() > photo_cell[..., 2].mean() - photo_cell[..., 0].mean()
 
 
 def test_optimize_demo_writes_png(tmp_path, capsys):

@@ -193,3 +193,20 @@ def test_two_process_ddp_matches_one_process_with_the_global_batch(data, tmp_pat
         gap = (ddp_model(x) - single_model(x)).abs().mean()
         moved = (single_model(x) - initial(x)).abs().mean()
     assert gap < 0.1 * moved, (float(gap), float(moved))
+
+
+def test_a_new_style_on_a_library_takes_the_new_style_defaults_unless_given(tmp_path):
+    """--base (only the new style's norms train) defaults to NEW_STYLE_DEFAULTS; a flag given wins."""
+    from ganstyle.core.training.config import NEW_STYLE_DEFAULTS, TrainConfig
+    from ganstyle.train_cli.train import build_config
+
+    parser = build_parser()
+    common = ["train", "--content", "photos", "--style", "new.jpg", "--base", "library-fast", "--out", str(tmp_path)]
+    config = build_config(parser.parse_args(common))
+    assert (config.lr_g, config.lambda_style) == (NEW_STYLE_DEFAULTS["lr_g"], NEW_STYLE_DEFAULTS["lambda_style"])
+    assert (config.lr_g, config.lambda_style) != (TrainConfig.lr_g, TrainConfig.lambda_style)
+    config = build_config(parser.parse_args([*common, "--lr-g", "0.002"]))
+    assert (config.lr_g, config.lambda_style) == (0.002, NEW_STYLE_DEFAULTS["lambda_style"])
+    plain = build_config(parser.parse_args(["train", "--content", "photos", "--style", "new.jpg", "--out",
+                                            str(tmp_path / "plain")]))
+    assert (plain.lr_g, plain.lambda_style) == (TrainConfig.lr_g, TrainConfig.lambda_style)
