@@ -63,7 +63,7 @@ class TrainStyle:
         init_from, base = _start(base.strip())
         config = TrainConfig(content=content, style=style, out=str(run), steps=steps, image_size=image_size,
                              init_from=init_from, base=base,
-                             # on a library: the style file's style is called `name`, trained with the new-style defaults
+                             # on a library: the style file's style is `name`, trained with the new-style defaults
                              **({**NEW_STYLE_DEFAULTS, "style_info": {name: {}}} if base else {}),
                              encoder=encoder.source or encoder.arch, device=str(comfy_env.torch_device()),
                              sample_every=0, checkpoint_every=100, progress=False)
