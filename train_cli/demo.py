@@ -1,8 +1,8 @@
 """``ganstyle demo``: stylise the shipped sample photo, offline, and write a side-by-side PNG
-(photo | painting | result).
+(photo | painting | result; the painting is the model's style.jpg when its folder has one).
 
-By default it runs the shipped style model (the registry's default, trained by us on the sample
-painting) with :func:`ganstyle.core.stylize.stylize`: one forward pass, a second or two on a CPU.
+By default it runs the shipped style model (the registry's default) with
+:func:`ganstyle.core.stylize.stylize`: one forward pass, a second or two on a CPU.
 
 ``--optimize`` runs the optimisation engine (core.optimize) instead. No VGG weights can be
 downloaded on a fresh machine, so that mode uses a VGG16 with *random* (seeded) weights: the
@@ -25,8 +25,9 @@ DESCRIPTION = """\
 Stylise the sample photo that ships with ganstyle, offline, and write a side-by-side
 PNG: photo | painting | result.
 
-By default it runs the shipped style model (the registry's default, trained on the
-sample painting): one forward pass, a second or two on a CPU.
+By default it runs the shipped style model (the registry's default): one forward pass,
+a second or two on a CPU. The painting shown is the model's own style image when its
+folder ships one (style.jpg), else the sample painting.
 
 --optimize runs the optimisation engine instead. The demo downloads nothing, so that
 mode uses a VGG16 with random (seeded) weights: the engine is real, but the result only
