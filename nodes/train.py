@@ -8,7 +8,7 @@ import torch
 from ..core.errors import GanstyleError
 from ..core.images import comfy_to_bchw, save_image
 from ..core.models import load_style_model
-from ..core.training.config import NEW_STYLE_DEFAULTS, TrainConfig
+from ..core.training.config import TrainConfig
 from . import comfy_env
 from .stylize import MODEL_TYPE
 
@@ -63,8 +63,9 @@ class TrainStyle:
         init_from, base = _start(base.strip())
         config = TrainConfig(content=content, style=style, out=str(run), steps=steps, image_size=image_size,
                              init_from=init_from, base=base,
-                             # on a library: the style file's style is `name`, trained with the new-style defaults
-                             **({**NEW_STYLE_DEFAULTS, "style_info": {name: {}}} if base else {}),
+                             # on a library: the style file's style is `name` (TrainConfig gives it the
+                             # new-style defaults)
+                             **({"style_info": {name: {}}} if base else {}),
                              encoder=encoder.source or encoder.arch, device=str(comfy_env.torch_device()),
                              sample_every=0, checkpoint_every=100, progress=False)
         with torch.inference_mode(False):   # ComfyUI runs nodes in inference mode; training needs autograd

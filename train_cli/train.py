@@ -95,7 +95,7 @@ def given_options(args: argparse.Namespace) -> dict:
 def build_config(args: argparse.Namespace):
     from ..core.config import config_from_dict, config_to_dict
     from ..core.errors import InputError
-    from ..core.training.config import NEW_STYLE_DEFAULTS, TrainConfig, load_options
+    from ..core.training.config import TrainConfig, load_options
 
     given = given_options(args)
     saved = Path(args.out).expanduser() / "options.json"
@@ -109,8 +109,6 @@ def build_config(args: argparse.Namespace):
         config = config_from_dict(TrainConfig, base, source="command line")
         check_resumable(previous, config, args.out)
         return config
-    if given.get("base"):      # a new style on a library: its own defaults, unless given
-        given = {**NEW_STYLE_DEFAULTS, **given}
     config = TrainConfig(**given)
     required = [("--content", "content")] + ([("--style", "style")] if config.needs_style else [])
     missing = [flag for flag, field in required if field not in given and not (field == "style" and "styles" in given)]

@@ -33,6 +33,13 @@ RESUMABLE_CHANGES = frozenset({"steps", "max_minutes", "log_every", "sample_ever
 NEW_STYLE_DEFAULTS = {"lr_g": 5e-3, "lambda_style": 4.0}
 
 
+class _Unset(float):
+    """A field's general default, told apart from the same number given by the caller, so that
+    ``TrainConfig(base=...)`` can take :data:`NEW_STYLE_DEFAULTS` for the fields left unset. It
+    is a plain float everywhere else (saved as one in ``options.json``, so a resumed run reads
+    back exactly the values it started with)."""
+
+
 @dataclass(kw_only=True)
 class TrainConfig:
     """Every training option; saved as ``options.json`` in the run folder.
@@ -81,12 +88,14 @@ class TrainConfig:
                                      "the run checkpoints and exports as at its last step, and --resume continues it")
     image_size: int = bounded(256, 16, 4096, doc="training crop size in pixels (square)")
     batch_size: int = bounded(4, 1, 4096, doc="images per step per process")
-    lr_g: float = bounded(1e-3, 0.0, 1.0, doc="generator Adam learning rate")
+    lr_g: float = bounded(_Unset(1e-3), 0.0, 1.0, doc="generator Adam learning rate (a new style on a library, "
+                                                               "--base: 0.005)")
     lr_d: float = bounded(2e-4, 0.0, 1.0, doc="discriminator Adam learning rate")
     beta1_g: float = bounded(0.9, 0.0, 0.9999, doc="generator Adam beta1")
     beta1_d: float = bounded(0.5, 0.0, 0.9999, doc="discriminator Adam beta1")
     lambda_content: float = bounded(5.0, 0.0, 1e6, doc="weight of the (relative) content loss")
-    lambda_style: float = bounded(1.0, 0.0, 1e6, doc="weight of the (relative) Gram style loss")
+    lambda_style: float = bounded(_Unset(1.0), 0.0, 1e6, doc="weight of the (relative) Gram style loss (a new "
+                                                                     "style on a library, --base: 4)")
     lambda_adv: float = bounded(0.1, 0.0, 1e6,
                                 doc="weight of the generator's adversarial loss; 0 trains without a discriminator")
     lambda_tv: float = bounded(20.0, 0.0, 1e6, doc="weight of the total-variation loss")
@@ -157,6 +166,10 @@ class TrainConfig:
                 value = (value,)
             setattr(self, name, tuple(str(v) for v in value))
         self.style_layer_weights = tuple(float(w) for w in self.style_layer_weights)
+        if self.base:
+            for name, new_style_default in NEW_STYLE_DEFAULTS.items():
+                if isinstance(getattr(self, name), _Unset):
+                    setattr(self, name, new_style_default)
 
     def validate(self) -> None:
         if not self.content:
