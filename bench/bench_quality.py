@@ -27,7 +27,7 @@ styles: --styles DIR (each subfolder or image one style) pairs style i with phot
 --photos-per-style K, photos iK … iK+K-1), gives each model the style's features and Optimize
 Stylize the same style, and adds the style image as the sheet's second column:
 
-    python bench/bench_quality.py runs/photos/holdout --styles styles/holdout --model arbitrary-fast \
+    python bench/bench_quality.py runs/photos/holdout --styles styles/holdout --model arbitrary-fast \\
         --encoder .eval/vgg16_eval.safetensors --goals --goal-style 0.08 --sheet bench/out/arbitrary.jpg
 
 The evaluation encoder (.eval/vgg16_eval.safetensors, built by ../shared/tools/make_eval_encoder.py)
