@@ -12,6 +12,7 @@ COMMANDS = {
     "train": "train",
     "stylize": "stylize",
     "sheet": "sheet",
+    "library": "library",
     "push": "hub",
     "pull": "hub",
     "models": "hub",
