@@ -23,7 +23,7 @@ NO_MODELS = "(no style models: put one in models/style_transfer or set hub_repo)
 # For style libraries (several styles in one model); appended after the options, in this order.
 LIBRARY_INPUTS = {
     "style": ("STRING", {"default": "", "tooltip": "Style libraries only: the style to apply, a name (the model "
-                         "card lists them) or a blend such as 'storm:0.7, coast:0.3'. With masks: the style of "
+                         "card lists them) or a blend such as 'altar:0.7, coast:0.3'. With masks: the style of "
                          "what no mask covers. Empty = the library's first style."}),
     "mask": ("MASK", {"tooltip": "Style libraries only: a region (white = 1; soft edges blend, any size) that "
                       "gets mask_style, in the same single pass."}),

@@ -154,7 +154,7 @@ def tiny_world(tmp_path, monkeypatch):
     monkeypatch.setenv("GANSTYLE_MODELS_DIR", str(tmp_path / "models"))
     # a tiny style library under the shipped library's name (used where the registry lacks it)
     library = tiny_generator(styles=tuple({"name": n} for n in
-                                          ("ice_palace", "fire_temple", "storm", "the_fall", "coast", "sketches")))
+                                          ("ice_palace", "fire_temple", "the_fall", "altar", "coast", "sketches")))
     library.save_pretrained(tmp_path / "models" / "style_transfer" / "library-fast")
     # the encoder arbitrary-fast reads style features with (vgg16-hed, built once into models/vgg) and a
     # tiny arbitrary-style model that reads that encoder's features (the workflow is pointed at it)
