@@ -45,6 +45,8 @@ def main(args) -> int:
     from ..core.style_files import shared_fingerprint
 
     out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file; -o names the folder to write the library into")
     if (out / "model.safetensors").exists() and not args.overwrite:
         raise InputError(f"{out} already holds a model; pass --overwrite to replace it")
     ref = args.model or default_style_library()

@@ -71,6 +71,9 @@ def test_library_errors_name_the_problem(library_and_style_file, tmp_path, capsy
                  "--styles-from", str(style_dir)]) == 2
     assert "already in the library" in capsys.readouterr().err
     assert not out.exists()
+    (tmp_path / "file").write_text("x")
+    assert main(["library", "-o", str(tmp_path / "file"), "--model", str(lib_dir)]) == 2
+    assert "is a file" in capsys.readouterr().err
     assert main(["library", "-o", str(out), "--model", str(lib_dir)]) == 0
     before = (out / "model.safetensors").read_bytes()
     assert main(["library", "-o", str(out), "--model", str(lib_dir), "--keep", "oil"]) == 2   # no --overwrite
