@@ -40,6 +40,7 @@ def main(args) -> int:
     import torch
 
     from ..core.errors import InputError
+    from ..core.io import atomic_write_bytes
     from ..core.model_card import model_card
     from ..core.models import default_style_library, load_style_model, with_added_styles
     from ..core.style_files import shared_fingerprint
@@ -66,16 +67,15 @@ def main(args) -> int:
             raise InputError("--keep names a style twice")
         library = library.subset([names.index(name) for name in args.keep])
 
-    dtype = torch.float16 if args.fp16 else None
-    before = shared_fingerprint(model.generator)
-    stored = copy.deepcopy(library).half().float() if args.fp16 else library
-    if shared_fingerprint(stored) != before:
+    # add_styles and subset copy the shared weights as they are; only float16 rounding can change them
+    # (the fingerprint hashes float32 values, so a float16-stored library keeps its own)
+    if args.fp16 and shared_fingerprint(copy.deepcopy(library).half()) != shared_fingerprint(model.generator):
         print(f"note: float16 changes the shared weights of {ref}; style files trained on it will not load "
               f"into {out} (train new ones with --base {out})", file=sys.stderr)
-    library.save_pretrained(out, dtype=dtype)
+    library.save_pretrained(out, dtype=torch.float16 if args.fp16 else None)
     card = out / "README.md"
     if args.overwrite or not card.exists():
-        card.write_text(model_card(out.name, library, images={}), encoding="utf-8")
+        atomic_write_bytes(card, model_card(out.name, library, images={}).encode())
     print(f"{len(library.style_names)} style(s) ({', '.join(library.style_names)}): {out}", file=sys.stderr)
     print(out)
     return 0
