@@ -11,7 +11,10 @@ Prints, for one --size² image (best of --repeats):
   most 2x ``single``;
 - ``arbitrary-first``: the first picture with a new painting (the predictor and the folding);
 - ``features``: measuring the painting (Style Features at --style-size: one VGG pass), paid once
-  per painting.
+  per painting;
+- ``adain-encoder``: the VGG encoder up to ``relu4_1`` on the --size² image, what AdaIN (Huang &
+  Belongie 2017) pays for every picture before its decoder runs: a lower bound on AdaIN's time, and
+  why ganstyle predicts norm parameters (Ghiasi et al. 2017) for its light generator instead.
 """
 from __future__ import annotations
 
@@ -77,10 +80,14 @@ def main(argv=None) -> int:
     stylize(model, image, style=features)
     figures["arbitrary"] = best_of(lambda: stylize(model, image, style=features), args.repeats, device)
     figures["ratio"] = figures["arbitrary"] / figures["single"]
+    with torch.no_grad():
+        figures["adain-encoder"] = best_of(lambda: encoder(image.to(encoder.dtype), ["relu4_1"]), args.repeats,
+                                           device)
     print(f"# {args.size}x{args.size}, device {device}, threads {torch.get_num_threads()}, best of {args.repeats}")
-    for name in ("single", "arbitrary", "arbitrary-first", "features"):
+    for name in ("single", "arbitrary", "arbitrary-first", "features", "adain-encoder"):
         print(f"{name:<16} {figures[name]:7.3f} s")
     print(f"arbitrary / single: {figures['ratio']:.2f}x (goal <= 2x)")
+    print(f"adain-encoder / single: {figures['adain-encoder'] / figures['single']:.2f}x (AdaIN's encoder alone)")
     print(json.dumps({k: round(v, 4) for k, v in figures.items()}))
     return 0
 
