@@ -81,8 +81,7 @@ def main(argv=None) -> int:
     figures["arbitrary"] = best_of(lambda: stylize(model, image, style=features), args.repeats, device)
     figures["ratio"] = figures["arbitrary"] / figures["single"]
     with torch.no_grad():
-        figures["adain-encoder"] = best_of(lambda: encoder(image.to(encoder.dtype), ["relu4_1"]), args.repeats,
-                                           device)
+        figures["adain-encoder"] = best_of(lambda: encoder(image, ["relu4_1"]), args.repeats, device)
     print(f"# {args.size}x{args.size}, device {device}, threads {torch.get_num_threads()}, best of {args.repeats}")
     for name in ("single", "arbitrary", "arbitrary-first", "features", "adain-encoder"):
         print(f"{name:<16} {figures[name]:7.3f} s")
