@@ -74,6 +74,9 @@ def parse_args(argv=None):
                    help="style model: registry name, folder or .safetensors file (repeatable)")
     p.add_argument("--label", action="append", default=[], metavar="TEXT",
                    help="name of the matching --model in tables and sheets, in the same order (default: its REF)")
+    p.add_argument("--palette", action="append", type=float, default=[], metavar="P",
+                   help="per --model, in order (like --label): stylize(palette=P) for an arbitrary-style model, the "
+                        "result's colours moved that far to the painting's palette (default 0)")
     p.add_argument("--encoder", default="vgg19",
                    help="VGG for the style/content figures: registry name, Hub repo or file (default vgg19, "
                         "the user default; ours: .eval/vgg16_eval.safetensors)")
@@ -242,6 +245,9 @@ def run(args) -> dict:
     if len(args.label) > len(args.model):
         raise SystemExit(f"{len(args.label)} --label for {len(args.model)} --model")
     labels = args.label + args.model[len(args.label):]
+    if len(args.palette) > len(args.model):
+        raise SystemExit(f"{len(args.palette)} --palette for {len(args.model)} --model")
+    palettes = dict(zip(labels, args.palette + [0.0] * (len(args.model) - len(args.palette))))
     models = [(label, load_style_model(ref, device=device)) for label, ref in zip(labels, args.model)]
     print(f"# {len(photos)} photos at {args.long_side} px; style {args.style or args.styles}; encoder "
           f"{encoder.source or args.encoder} ({encoder.arch}); device {device}; threads {torch.get_num_threads()}; "
@@ -267,7 +273,8 @@ def run(args) -> dict:
                 model = dict(models)[method]
                 config = model.generator.config
                 choice = style if config.style_embedding else args.library_style if config.num_styles else None
-                out = stylize(model, photo.to(device), device=device, style=choice)
+                out = stylize(model, photo.to(device), device=device, style=choice,
+                              palette=palettes[method] if config.style_embedding else 0.0)
                 seconds = time.perf_counter() - start
             out = out.float().cpu()
             results[method].append(out)

@@ -95,27 +95,36 @@ def _region_shares(generator: StyleGenerator, size: tuple[int, int], batch: int,
     """The weight maps as a product: (B, R, H, W) share of each region (and of the background,
     last, when ``style`` is given) per pixel, summing to 1, and (R, S) the style weights of each;
     maps = Σ_r share_r · styles_r. Full-resolution work stays at R channels, not S."""
+    shares = region_shares(size, batch, style is not None, [mask for mask, _ in regions])
+    rows = [style_weights(generator, spec) for _, spec in regions]
+    return shares, torch.stack(rows + ([] if style is None else [style_weights(generator, style)]))
+
+
+def region_shares(size: tuple[int, int], batch: int, background: bool,
+                  masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(B, R, H, W) share of each mask's region per pixel (and of the background, last, when
+    ``background``), summing to 1: masks (any size, resized bilinearly) that add up to more than 1
+    share a pixel in proportion; where they add up to less, the background takes the rest."""
     h, w = size
-    masks, rows = [], []
-    for i, (mask, spec) in enumerate(regions):
+    resized = []
+    for i, mask in enumerate(masks):
         m = _mask_as_b1hw(mask, i).float()
         if m.shape[0] not in (1, batch):
             raise InputError(f"mask {i + 1} has {m.shape[0]} images, the batch {batch}: give one mask or one per image")
         if m.shape[-2:] != (h, w):
             m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
-        masks.append(m.clamp(0, 1).expand(batch, 1, h, w))
-        rows.append(style_weights(generator, spec))
-    shares = torch.cat(masks, 1)                                                      # (B, R, H, W)
+        resized.append(m.clamp(0, 1).expand(batch, 1, h, w))
+    shares = torch.cat(resized, 1)                                                    # (B, R, H, W)
     total = shares.sum(1, keepdim=True)
     share = total.clamp(min=1.0)
     shares = shares / share
     rest = 1.0 - total / share
-    if style is None:
+    if not background:
         if bool((rest > 1e-3).any()):
             raise InputError("the masks leave part of the image without a style: give a style for the rest "
                              "(the background) too")
-        return shares / shares.sum(1, keepdim=True).clamp(min=1e-8), torch.stack(rows)
-    return torch.cat([shares, rest], 1), torch.stack(rows + [style_weights(generator, style)])
+        return shares / shares.sum(1, keepdim=True).clamp(min=1e-8)
+    return torch.cat([shares, rest], 1)
 
 
 def _mask_as_b1hw(mask: torch.Tensor, index: int) -> torch.Tensor:

@@ -46,14 +46,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .color import COLOR_MODES, apply_color_mode
+from .color import COLOR_MODES, apply_color_mode, match_palette
 from .config import bounded
 from .device import PRECISIONS, memory_budget, resolve_device, resolve_dtype
 from .errors import InputError
+from .features import StyleFeatures
 from .generator import StyleGenerator
 from .model_copies import GRAPH_MAX_BYTES, graph_forward, prepare_model
 from .norm_statistics import InstanceNorm2d, NormStatistics, StatisticsGathered
-from .style_choice import StyleSpec, conditioned
+from .style_choice import StyleSpec, conditioned, region_shares
 from .tiles import TilePlan, ramp, tile_spans
 
 ProgressCallback = Callable[[int, int], None]
@@ -89,11 +90,16 @@ class StylizeOptions:
                                    "(faster, but colours and contrast can shift).")
     overlap: int = bounded(DEFAULT_OVERLAP, 0, 4096, doc="Pixels by which neighbouring tiles "
                            "overlap and are feather-blended.")
+    palette: float = bounded(0.0, 0.0, 1.0, doc="Arbitrary-style models with a style image only: "
+                             "how far to move the result's colours to the painting's own palette "
+                             "(its RGB mean and covariance). 0 = the model's colours, 1 = the "
+                             "painting's; 0.5 is a good start when colours drift.")
 
     def stylize_kwargs(self) -> dict:
         """These settings as keyword arguments of :func:`stylize`."""
         return dict(strength=self.strength, color_mode=self.color_mode, tile=self.tile_size or "auto",
-                    dtype=self.precision, tile_statistics=self.tile_statistics, overlap=self.overlap)
+                    dtype=self.precision, tile_statistics=self.tile_statistics, overlap=self.overlap,
+                    palette=self.palette)
 
 
 class _Engine:
@@ -290,7 +296,7 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
             channels_last: bool | None = None, max_memory: int | None = None,
             progress: ProgressCallback | None = None, cuda_graphs: bool = True,
             tile_statistics: str = "exact", style: StyleSpec | None = None,
-            masks: Sequence[tuple[torch.Tensor, StyleSpec]] = ()) -> torch.Tensor:
+            masks: Sequence[tuple[torch.Tensor, StyleSpec]] = (), palette: float = 0.0) -> torch.Tensor:
     """Stylise ``images`` with a style ``model``.
 
     model: a :class:`StyleGenerator` or a loaded style model (``core.models.StyleModel``).
@@ -317,6 +323,9 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
     weight}`` (a blend; :mod:`ganstyle.core.style_choice`); with ``masks``, the style of what no
     mask covers. masks: ``[(mask, style), …]``, each mask (H, W)/(B, H, W)/(B, 1, H, W) in [0, 1]
     at any resolution, giving its region that style in the same single pass (soft edges blend).
+    palette: 0..1, with style features (an arbitrary-style model) only: move the result's colours
+    this far to each painting's palette (:func:`~ganstyle.core.color.match_palette`; with masks,
+    each region to its own painting's).
     Returns (B, 3, H, W) float32 in [0, 1] on ``images.device``.
     """
     _check_images(images)
@@ -330,6 +339,7 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
         raise InputError(f"tile_statistics must be one of {list(TILE_STATISTICS)}, got {tile_statistics!r}")
     if not isinstance(overlap, int) or overlap < 0:
         raise InputError(f"overlap must be a non-negative number of pixels, got {overlap!r}")
+    palettes = style_palettes(style, masks, palette, color_mode)
     images = images.float().clamp(0, 1)
     if float(strength) == 0.0:
         return images.clone()
@@ -349,11 +359,39 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
                      cuda_graphs, tile_statistics)
     # in [0, 1]: a sigmoid, or a convex blend of tiles
     stylised = engine.run(images if style_maps is None else torch.cat([images, style_maps.to(images.device)], 1))
+    if palettes:
+        shares = region_shares(images.shape[-2:], images.shape[0], style is not None,
+                               [mask for mask, _ in masks]) if masks else None
+        stylised = match_palette(stylised, palettes, float(palette), shares)
     if color_mode != "none":
         stylised = apply_color_mode(stylised, images, color_mode).clamp_(0, 1)
     if float(strength) < 1.0:
         stylised = torch.lerp(images, stylised, float(strength))
     return stylised
+
+
+def style_palettes(style: StyleSpec | None, masks: Sequence[tuple[torch.Tensor, StyleSpec]], palette: float,
+                   color_mode: str = "none") -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The palettes ``stylize(palette=…)`` moves towards: [(RGB mean, covariance)] of each mask's
+    style features, then the background's (the order of
+    :func:`~ganstyle.core.style_choice.region_shares`); [] when ``palette`` is 0. Raises
+    InputError for a palette without style features, or with a colour mode (they pull opposite ways)."""
+    if not isinstance(palette, (int, float)) or isinstance(palette, bool) or not 0.0 <= float(palette) <= 1.0:
+        raise InputError(f"palette must be a number in [0, 1], got {palette!r}")
+    if float(palette) == 0.0:
+        return []
+    if color_mode != "none":
+        raise InputError(f"palette (the painting's colours) and color_mode '{color_mode}' (the input's colours) "
+                         f"pull opposite ways: set one of them")
+    specs = [spec for _, spec in masks] + ([] if style is None else [style])
+    if not specs or not all(isinstance(spec, StyleFeatures) for spec in specs):
+        raise InputError("palette takes the painting's colours from its style features: it needs an "
+                         "arbitrary-style model given Style Features (CLI: --style-image) for the image and "
+                         "every mask")
+    if any(spec.color_mean is None or spec.color_cov is None for spec in specs):
+        raise InputError("palette: these style features carry no colour statistics (recompute them with "
+                         "Style Features)")
+    return [(spec.color_mean, spec.color_cov) for spec in specs]
 
 
 def _check_images(images) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .color import apply_color_mode
+from .color import apply_color_mode, match_palette
 from .config import bounded
 from .device import resolve_device, resolve_dtype
 from .errors import InputError
@@ -31,6 +31,7 @@ from .generator import StyleGenerator
 from .model_copies import prepare_model
 from .norm_statistics import NormStatistics
 from .style_choice import StyleSpec, conditioned
+from .stylize import style_palettes
 
 STATISTICS = ("clip", "frame")
 
@@ -53,12 +54,17 @@ class VideoStylizer:
     """Call with each frame in order; returns its stylised frame.
 
     model: a style model or generator; frame: (1, 3, H, W) or (3, H, W) float in [0, 1], every
-    frame the same size. Returns (1, 3, H, W) float32 in [0, 1] on the CPU.
+    frame the same size. Returns (1, 3, H, W) float32 in [0, 1] on the CPU. strength, color_mode,
+    style and palette: as for :func:`~ganstyle.core.stylize.stylize` (the palette is matched frame
+    by frame, before the temporal blend).
     """
 
     def __init__(self, model, options: VideoOptions | None = None, *, strength: float = 1.0,
-                 color_mode: str = "none", style: StyleSpec | None = None, device=None, dtype=None):
+                 color_mode: str = "none", style: StyleSpec | None = None, device=None, dtype=None,
+                 palette: float = 0.0):
         self.options = options or VideoOptions()
+        self.palettes = style_palettes(style, (), palette, color_mode)
+        self.palette = float(palette)
         generator = getattr(model, "generator", model)
         if not isinstance(generator, StyleGenerator):
             raise InputError(f"expected a style model (StyleGenerator), got {type(model).__name__}")
@@ -84,6 +90,8 @@ class VideoStylizer:
             previous = self.previous_frame
             flows = self._pool_thread().submit(lambda: (self.flow(frame, previous), self.flow(previous, frame)))
         result = self._network(frame)
+        if self.palettes:
+            result = match_palette(result, self.palettes, self.palette)
         if self.color_mode != "none":
             result = apply_color_mode(result, frame, self.color_mode).clamp_(0, 1)
         if self.strength < 1.0:

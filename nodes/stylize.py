@@ -47,6 +47,7 @@ ARBITRARY_INPUTS = {
                                           "for mixes). With masks: the style of what no mask covers."}),
     "mask_features": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models: the style for mask."}),
     "mask_features_2": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models: the style for mask_2."}),
+    **option_inputs(StylizeOptions, ("palette",), {"palette": {"step": 0.05}}),
 }
 # Our own link type and names: ComfyUI's core has a "Load Style Model" (StyleModelLoader) whose
 # output type is STYLE_MODEL (Flux Redux / T2I style adapters), a different kind of model.
@@ -159,7 +160,7 @@ class GANStylize:
         if not isinstance(style_model, (StyleModel, StyleGenerator)):
             kind = type(style_model)
             raise GanstyleError(not_our_model(f"{kind.__module__}.{kind.__qualname__}"))
-        options = options_from_inputs(StylizeOptions, STYLIZE_REQUIRED + STYLIZE_OPTIONAL, inputs)
+        options = options_from_inputs(StylizeOptions, STYLIZE_REQUIRED + STYLIZE_OPTIONAL + ("palette",), inputs)
         pick = lambda features, text: text if features is None else features  # noqa: E731
         choice = style_choice(style_model, pick(style_features, style),
                               [(mask, pick(mask_features, mask_style), "mask"),
@@ -192,7 +193,7 @@ def stylize_clip(style_model, frames, temporal: float, options: StylizeOptions, 
         raise GanstyleError("masks apply to single images; for a clip, leave mask unconnected")
     stylizer = VideoStylizer(style_model, VideoOptions(temporal=temporal), strength=options.strength,
                              color_mode=options.color_mode, style=choice.get("style"),
-                             device=comfy_env.torch_device(), dtype=options.precision)
+                             device=comfy_env.torch_device(), dtype=options.precision, palette=options.palette)
     out = torch.empty_like(frames)
     try:
         for i in range(frames.shape[0]):

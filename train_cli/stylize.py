@@ -69,9 +69,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="replace existing output files (default: stop before overwriting anything)")
     # --strength, --overlap, --dtype/--precision, --tile-statistics: from StylizeOptions
     add_config_arguments(p, StylizeOptions, exclude=("color_mode", "tile_size"),
-                         groups={"stylize options": ("strength", "precision", "tile_statistics", "overlap")},
+                         groups={"stylize options": ("strength", "precision", "tile_statistics", "overlap", "palette")},
                          flags={"precision": ["--dtype", "--precision"]},
-                         metavars={"strength": "S", "overlap": "PX"})
+                         metavars={"strength": "S", "overlap": "PX", "palette": "P"})
     video = p.add_argument_group("video (a video file, or a folder of frames with --video)")
     video.add_argument("--video", action="store_true",
                        help="treat the input folder as the frames of one clip (in name order): steady, "
@@ -261,7 +261,8 @@ def stylize_clip(args) -> int:
     options = StylizeOptions(**options_from_args(args, StylizeOptions))
     style, _ = style_features_for(args, model, device)
     stylizer = VideoStylizer(model, VideoOptions(**options_from_args(args, VideoOptions)), strength=options.strength,
-                             color_mode=options.color_mode, style=style, device=device, dtype=options.precision)
+                             color_mode=options.color_mode, style=style, device=device, dtype=options.precision,
+                             palette=options.palette)
     frames, fps = read_frames(args.inputs[0])
     try:
         with FrameWriter(out, fps) as writer:

@@ -109,6 +109,35 @@ def test_stylize_takes_style_features_for_the_image_and_for_masked_regions(two_s
     assert (left - expected[0][..., :4]).abs().mean() < (left - expected[1][..., :4]).abs().mean()
 
 
+def test_palette_moves_the_result_to_each_paintings_colours(two_styles):
+    model = tiny_arbitrary()
+    x = synthetic_photo(24, 32)
+    plain = stylize(model, x, style=two_styles[0], tile=None)
+    full = stylize(model, x, style=two_styles[0], tile=None, palette=1.0)
+    rgb = full[0].flatten(1)
+    torch.testing.assert_close(rgb.mean(1), two_styles[0].color_mean, atol=0.02, rtol=0)
+    assert float((plain[0].flatten(1).mean(1) - two_styles[0].color_mean).abs().max()) > 0.05   # it was off before
+    half = stylize(model, x, style=two_styles[0], tile=None, palette=0.5)
+    torch.testing.assert_close(half, (0.5 * plain + 0.5 * full), atol=1e-4, rtol=0)
+    # with a mask, each region is moved to its own painting's palette
+    mask = torch.zeros(24, 32)
+    mask[:, 16:] = 1.0
+    both = stylize(model, x, style=two_styles[0], masks=[(mask, two_styles[1])], tile=None, palette=1.0)
+    left, right = both[0, :, :, :16].flatten(1).mean(1), both[0, :, :, 16:].flatten(1).mean(1)
+    own = lambda side, i: float((side - two_styles[i].color_mean).abs().sum())    # noqa: E731
+    assert own(right, 1) < own(right, 0) and own(left, 0) < own(left, 1)
+
+
+def test_palette_needs_style_features_and_no_colour_mode(two_styles):
+    x = synthetic_photo(16, 16)
+    with pytest.raises(InputError, match="palette takes the painting's colours"):
+        stylize(tiny_generator(), x, palette=0.5)
+    with pytest.raises(InputError, match="pull opposite ways"):
+        stylize(tiny_arbitrary(), x, style=two_styles[0], palette=0.5, color_mode="luminance")
+    with pytest.raises(InputError, match=r"palette must be a number in \[0, 1\]"):
+        stylize(tiny_arbitrary(), x, style=two_styles[0], palette=2.0)
+
+
 def test_arbitrary_inputs_are_checked(two_styles):
     model = tiny_arbitrary()
     x = synthetic_photo(16, 16)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ganstyle.core.color import apply_color_mode, preserve_luminance, recolor, rgb_to_yuv, yuv_to_rgb
+from ganstyle.core.color import apply_color_mode, match_palette, preserve_luminance, recolor, rgb_to_yuv, yuv_to_rgb
 from ganstyle.core.errors import InputError
 
 
@@ -41,3 +41,31 @@ def test_recolor_gives_the_palette(painting, photo):
     flat = out[0].flatten(1)
     torch.testing.assert_close(flat.mean(1), mean, atol=1e-4, rtol=0)
     torch.testing.assert_close(torch.cov(flat, correction=0), cov * 0.25, atol=1e-4, rtol=0)
+
+
+def test_match_palette_blends_each_palette_by_its_share(photo):
+    red = (torch.tensor([0.7, 0.2, 0.2]), torch.eye(3) * 1e-3)
+    blue = (torch.tensor([0.2, 0.2, 0.7]), torch.eye(3) * 1e-3)
+    h, w = photo.shape[-2:]
+    shares = torch.zeros(1, 2, h, w)
+    shares[:, 0, :, : w // 2] = 1.0                     # left half red, right half blue
+    shares[:, 1, :, w // 2:] = 1.0
+    out = match_palette(photo, [red, blue], shares=shares)
+    left, right = slice(None, w // 2), slice(w // 2, None)
+    torch.testing.assert_close(out[..., left], recolor(photo, *red)[..., left])
+    torch.testing.assert_close(out[..., right], recolor(photo, *blue)[..., right])
+    half = match_palette(photo, [red], amount=0.5)
+    torch.testing.assert_close(half, (0.5 * photo + 0.5 * recolor(photo, *red)).clamp(0, 1))
+    torch.testing.assert_close(match_palette(photo, [red], amount=0.0), photo)
+
+
+def test_match_palette_checks_its_inputs(photo):
+    red = (torch.tensor([0.7, 0.2, 0.2]), torch.eye(3) * 1e-3)
+    with pytest.raises(InputError, match="in \\[0, 1\\]"):
+        match_palette(photo, [red], amount=1.5)
+    with pytest.raises(InputError, match="2 palettes need their per-pixel shares"):
+        match_palette(photo, [red, red])
+    with pytest.raises(InputError, match="shares must be"):
+        match_palette(photo, [red, red], shares=torch.ones(1, 3, 4, 4))
+    with pytest.raises(InputError, match="at least one palette"):
+        match_palette(photo, [])

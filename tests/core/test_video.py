@@ -2,10 +2,18 @@ import pytest
 import torch
 
 from ganstyle.core.errors import InputError
+from ganstyle.core.features import compute_style_features
 from ganstyle.core.stylize import stylize
 from ganstyle.core.video import VideoOptions, VideoStylizer, stylize_frames
 
-from helpers import panning_clip, panning_warp_error, synthetic_photo, tiny_generator
+from helpers import (
+    panning_clip,
+    panning_warp_error,
+    synthetic_painting,
+    synthetic_photo,
+    tiny_arbitrary,
+    tiny_generator,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread", "auto_is_fp32")
 
@@ -20,6 +28,17 @@ def test_per_frame_mode_is_plain_stylize():
     out = list(stylize_frames(model, clip, VideoOptions(temporal=0.0, statistics="frame")))
     for frame, result in zip(clip, out):
         torch.testing.assert_close(result, stylize(model, frame), atol=1e-5, rtol=0)
+
+
+def test_per_frame_mode_takes_the_paintings_palette_as_stylize_does(vgg16):
+    model, clip = tiny_arbitrary(), noisy_clip(2)
+    features = compute_style_features(vgg16, synthetic_painting(48, 48, seed=3), style_size=48)
+    stylizer = VideoStylizer(model, VideoOptions(temporal=0.0, statistics="frame"), style=features, palette=0.7)
+    for frame in clip:
+        torch.testing.assert_close(stylizer(frame), stylize(model, frame, style=features, palette=0.7),
+                                   atol=1e-5, rtol=0)
+    with pytest.raises(InputError, match="palette takes the painting's colours"):
+        VideoStylizer(tiny_generator(), palette=0.5)
 
 
 def test_clip_statistics_equal_the_frames_own_for_a_still_clip():

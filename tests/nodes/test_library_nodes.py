@@ -96,6 +96,10 @@ def test_style_features_drive_an_arbitrary_style_model(comfy, vgg16, painting, p
     regions = run(model, images, style_features=first, mask=mask, mask_features=second)
     expected = stylize(model, bchw, style=first, masks=[(mask, second)]).permute(0, 2, 3, 1)
     torch.testing.assert_close(regions, expected, atol=1e-5, rtol=0)
+    coloured = run(model, images, style_features=first, palette=0.5)
+    torch.testing.assert_close(coloured, stylize(model, bchw, style=first, palette=0.5).permute(0, 2, 3, 1),
+                               atol=1e-5, rtol=0)
+    assert (coloured - out).abs().mean() > 0.01                                     # the palette changed it
     with pytest.raises(ValueError, match="connect Style Features"):
         run(model, images)
     with pytest.raises(ValueError, match="styles are fixed"):

@@ -169,6 +169,12 @@ def test_style_image_drives_an_arbitrary_style_model(photos, tmp_path, vgg16_fil
     features = compute_style_features(encoder, load_image(tmp_path / "painting.png"), style_size=64)
     expected = stylize(StyleGenerator.from_pretrained(model_dir), load_image(photos / "a.png"), style=features)
     torch.testing.assert_close(_png(out), expected, atol=1 / 255 + 1e-4, rtol=0)
+    assert main(["stylize", str(photos / "a.png"), "-o", str(tmp_path / "p.png"), "--model", str(model_dir),
+                 "--device", "cpu", "--style-image", str(tmp_path / "painting.png"), "--encoder", str(vgg16_file),
+                 "--style-size", "64", "--palette", "0.6"]) == 0
+    expected = stylize(StyleGenerator.from_pretrained(model_dir), load_image(photos / "a.png"), style=features,
+                       palette=0.6)
+    torch.testing.assert_close(_png(tmp_path / "p.png"), expected, atol=1 / 255 + 1e-4, rtol=0)
     assert main(["stylize", str(photos / "a.png"), "-o", str(tmp_path / "x.png"), "--model", str(model_dir),
                  "--device", "cpu"]) == 2
     assert "give the style as --style-image" in capsys.readouterr().err
