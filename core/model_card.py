@@ -199,7 +199,8 @@ save_image(stylize(load_style_model("{ref}"), load_image("photo.jpg"), style=sty
 
 In ComfyUI: **Load VGG Encoder** (`{name or "the encoder above"}`) → **Style Features** (the
 painting) → GAN Stylize's `style_features` input. Blend Style Features mixes several paintings;
-`mask_features` gives a masked region its own painting.
+`mask_features` gives a masked region its own painting; `palette` (`--palette 0.5` in the CLI)
+moves the result's colours to the painting's own palette.
 """
 
 
