@@ -245,6 +245,8 @@ def run(args) -> dict:
     if len(args.label) > len(args.model):
         raise SystemExit(f"{len(args.label)} --label for {len(args.model)} --model")
     labels = args.label + args.model[len(args.label):]
+    if len(set(labels)) != len(labels):
+        raise SystemExit(f"two --model rows share a label ({labels}): give each its own --label")
     if len(args.palette) > len(args.model):
         raise SystemExit(f"{len(args.palette)} --palette for {len(args.model)} --model")
     palettes = dict(zip(labels, args.palette + [0.0] * (len(args.model) - len(args.palette))))

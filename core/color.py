@@ -100,14 +100,57 @@ def recolor(images: torch.Tensor, target_mean: torch.Tensor, target_cov: torch.T
     return torch.stack(out).clamp(0, 1)
 
 
+def palette_map(images: torch.Tensor, target_mean: torch.Tensor, target_cov: torch.Tensor,
+                weights: torch.Tensor | None = None, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The affine colour map x ↦ A x + b, per image, that gives the pixels of ``images`` (B, 3, H, W)
+    (weighted by ``weights`` (B, H, W), e.g. a region's share; None: all alike) the RGB mean (3,) and
+    covariance (3, 3) of a palette: A = Σ_target^½ Σ^−½ as in :func:`recolor`. Returns A (B, 3, 3)
+    and b (B, 3), float32; an image whose weights are all 0 gets the identity."""
+    x = images.flatten(2).float()                                          # (B, 3, P)
+    if weights is None:
+        w = torch.full((x.shape[0], x.shape[2]), 1.0 / x.shape[2], device=x.device)
+    else:
+        w = weights.flatten(1).float().to(x.device)
+    total = w.sum(1, keepdim=True)
+    w = w / total.clamp(min=1e-12)
+    mean = torch.einsum("bcp,bp->bc", x, w)
+    centred = x - mean[..., None]
+    cov = torch.einsum("bcp,bdp,bp->bcd", centred, centred, w)
+    a, b = map_between(mean, cov, target_mean, target_cov, eps)
+    empty = (total[:, 0] <= 1e-6)[:, None, None]
+    a = torch.where(empty, torch.eye(3, device=x.device).expand_as(a), a)
+    b = torch.where(empty[..., 0], torch.zeros_like(b), b)
+    return a, b
+
+
+def map_between(mean: torch.Tensor, cov: torch.Tensor, target_mean: torch.Tensor, target_cov: torch.Tensor,
+                eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The affine map (A (B, 3, 3), b (B, 3)) taking colours of mean (B, 3) and covariance (B, 3, 3)
+    to the target's (3,) and (3, 3): A = Σ_target^½ Σ^−½, b = μ_target − A μ."""
+    mean_t = target_mean.float().to(mean.device)
+    cov_t = target_cov.float().to(mean.device)
+    a = _sqrtm(cov_t, eps) @ torch.linalg.inv(_sqrtm(cov.float(), eps))
+    return a, mean_t - torch.einsum("bcd,bd->bc", a, mean.float())
+
+
+def apply_color_map(images: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``images`` (B, 3, H, W) → A x + b per pixel (A (B or 1, 3, 3), b (B or 1, 3) from
+    :func:`palette_map`), float32, not clamped."""
+    return torch.einsum("bcd,bdhw->bchw", a.expand(images.shape[0], 3, 3), images.float()) + b[..., None, None]
+
+
 def match_palette(images: torch.Tensor, palettes: list[tuple[torch.Tensor, torch.Tensor]],
-                  amount: float = 1.0, shares: torch.Tensor | None = None) -> torch.Tensor:
+                  amount: float = 1.0, shares: torch.Tensor | None = None,
+                  maps: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
     """Move ``images`` (B, 3, H, W) in [0, 1] towards the palettes' colours by ``amount`` (0..1).
 
-    palettes: [(RGB mean (3,), RGB covariance (3, 3)), …], one per region; shares: (B, R, H, W)
+    palettes: [(RGB mean (3,), RGB covariance (3, 3)), …], one per region; shares: (B or 1, R, H, W)
     the share of each palette per pixel (summing to 1), or None for one palette everywhere. Each
-    palette's :func:`recolor` of the whole image is blended in by its share, so soft mask edges
-    stay soft.
+    region's pixels (weighted by its share) get its palette's mean and covariance through one
+    colour map (:func:`palette_map`), and the mapped images are blended by the shares, so soft
+    mask edges stay soft. ``maps``: colour maps found earlier (e.g. on a clip's first frame), one
+    per palette, used instead of measuring these images. Returns float32 (B, 3, H, W) in [0, 1]
+    (``images`` themselves when ``amount`` is 0).
 
     >>> img = torch.rand(1, 3, 8, 8)
     >>> red = (torch.tensor([0.8, 0.1, 0.1]), torch.eye(3) * 1e-4)
@@ -124,21 +167,35 @@ def match_palette(images: torch.Tensor, palettes: list[tuple[torch.Tensor, torch
         raise InputError("match_palette needs at least one palette")
     if shares is None and len(palettes) != 1:
         raise InputError(f"{len(palettes)} palettes need their per-pixel shares (B, {len(palettes)}, H, W)")
-    if shares is not None and (shares.dim() != 4 or shares.shape[1] != len(palettes)
-                               or shares.shape[-2:] != images.shape[-2:]):
-        raise InputError(f"palette shares must be (B, {len(palettes)}, {images.shape[-2]}, {images.shape[-1]}), "
-                         f"got {tuple(shares.shape)}")
+    if shares is not None and (shares.dim() != 4 or shares.shape[0] not in (1, images.shape[0])
+                               or shares.shape[1] != len(palettes) or shares.shape[-2:] != images.shape[-2:]):
+        raise InputError(f"palette shares must be ({images.shape[0]} or 1, {len(palettes)}, {images.shape[-2]}, "
+                         f"{images.shape[-1]}), got {tuple(shares.shape)}")
+    if maps is not None and len(maps) != len(palettes):
+        raise InputError(f"{len(maps)} colour maps for {len(palettes)} palettes")
     if float(amount) == 0.0:
         return images
-    recolored = [recolor(images, mean.to(images.device), cov.to(images.device)) for mean, cov in palettes]
-    if shares is None:
-        target = recolored[0]
-    else:
-        shares = shares.to(images.device, images.dtype)
-        target = sum(shares[:, i:i + 1] * r for i, r in enumerate(recolored))
-    return torch.lerp(images, target, float(amount)).clamp(0, 1)
+    if shares is not None:
+        shares = shares.to(images.device, torch.float32).expand(images.shape[0], -1, -1, -1)
+    target = torch.zeros(images.shape, device=images.device, dtype=torch.float32)
+    for i, (mean, cov) in enumerate(palettes):
+        share = None if shares is None else shares[:, i]
+        a, b = maps[i] if maps is not None else palette_map(images, mean, cov, share)
+        mapped = apply_color_map(images, a.to(images.device), b.to(images.device)).clamp_(0, 1)
+        target += mapped if share is None else share[:, None] * mapped
+    return torch.lerp(images.float(), target, float(amount)).clamp(0, 1)
+
+
+def palette_maps(images: torch.Tensor, palettes: list[tuple[torch.Tensor, torch.Tensor]],
+                 shares: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The colour maps :func:`match_palette` would use for ``images``, to reuse on later ones."""
+    if shares is not None:
+        shares = shares.expand(images.shape[0], -1, -1, -1)
+    return [palette_map(images, mean, cov, None if shares is None else shares[:, i])
+            for i, (mean, cov) in enumerate(palettes)]
 
 
 def _sqrtm(cov: torch.Tensor, eps: float) -> torch.Tensor:
+    """Symmetric square root of a (…, 3, 3) covariance (batched)."""
     values, vectors = torch.linalg.eigh(cov + eps * torch.eye(3, device=cov.device))
-    return vectors @ torch.diag(values.clamp_min(eps).sqrt()) @ vectors.T
+    return vectors @ torch.diag_embed(values.clamp_min(eps).sqrt()) @ vectors.mT

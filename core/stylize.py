@@ -378,11 +378,13 @@ def style_palettes(style: StyleSpec | None, masks: Sequence[tuple[torch.Tensor, 
     InputError for a palette without style features, or with a colour mode (they pull opposite ways)."""
     if not isinstance(palette, (int, float)) or isinstance(palette, bool) or not 0.0 <= float(palette) <= 1.0:
         raise InputError(f"palette must be a number in [0, 1], got {palette!r}")
+    if color_mode not in COLOR_MODES:
+        raise InputError(f"color_mode '{color_mode}' is not one of {list(COLOR_MODES)}")
     if float(palette) == 0.0:
         return []
     if color_mode != "none":
-        raise InputError(f"palette (the painting's colours) and color_mode '{color_mode}' (the input's colours) "
-                         f"pull opposite ways: set one of them")
+        raise InputError(f"palette (the painting's colours) and colour preservation '{color_mode}' (the input's "
+                         f"colours; CLI --preserve-color) pull opposite ways: use one of them")
     specs = [spec for _, spec in masks] + ([] if style is None else [style])
     if not specs or not all(isinstance(spec, StyleFeatures) for spec in specs):
         raise InputError("palette takes the painting's colours from its style features: it needs an "

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .color import apply_color_mode, match_palette
+from .color import apply_color_mode, map_between, match_palette
 from .config import bounded
 from .device import resolve_device, resolve_dtype
 from .errors import InputError
@@ -65,6 +65,8 @@ class VideoStylizer:
         self.options = options or VideoOptions()
         self.palettes = style_palettes(style, (), palette, color_mode)
         self.palette = float(palette)
+        self._colour_frames: list[tuple[torch.Tensor, torch.Tensor]] = []   # (mean, second moment) pooled
+        self._colour_maps = None
         generator = getattr(model, "generator", model)
         if not isinstance(generator, StyleGenerator):
             raise InputError(f"expected a style model (StyleGenerator), got {type(model).__name__}")
@@ -91,7 +93,7 @@ class VideoStylizer:
             flows = self._pool_thread().submit(lambda: (self.flow(frame, previous), self.flow(previous, frame)))
         result = self._network(frame)
         if self.palettes:
-            result = match_palette(result, self.palettes, self.palette)
+            result = match_palette(result, self.palettes, self.palette, maps=self._clip_colour_maps(result))
         if self.color_mode != "none":
             result = apply_color_mode(result, frame, self.color_mode).clamp_(0, 1)
         if self.strength < 1.0:
@@ -119,6 +121,21 @@ class VideoStylizer:
 
     def __del__(self):
         self.close()
+
+    def _clip_colour_maps(self, result: torch.Tensor):
+        """With clip statistics, one colour map for the whole clip (as the norm statistics are
+        one): from the colours of the first ``statistics_frames`` results pooled, then frozen, so
+        the palette does not pump when the scene brightens. None (per frame) otherwise."""
+        if self.options.statistics == "frame":
+            return None
+        if len(self._colour_frames) < self.options.statistics_frames:
+            x = result.flatten(2).float()[0]                                 # (3, P)
+            self._colour_frames.append((x.mean(1), x @ x.T / x.shape[1]))
+            mean = torch.stack([m for m, _ in self._colour_frames]).mean(0)
+            moment = torch.stack([m for _, m in self._colour_frames]).mean(0)
+            cov = moment - torch.outer(mean, mean)
+            self._colour_maps = [map_between(mean[None], cov[None], m, c) for m, c in self.palettes]
+        return self._colour_maps
 
     def _checked(self, frame: torch.Tensor) -> torch.Tensor:
         if not isinstance(frame, torch.Tensor) or frame.dim() not in (3, 4) or frame.shape[-3] != 3:

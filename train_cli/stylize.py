@@ -67,7 +67,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="Hugging Face cache folder for Hub models (default: the standard HF cache)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (default: stop before overwriting anything)")
-    # --strength, --overlap, --dtype/--precision, --tile-statistics: from StylizeOptions
+    # --strength, --overlap, --dtype/--precision, --tile-statistics, --palette: from StylizeOptions
     add_config_arguments(p, StylizeOptions, exclude=("color_mode", "tile_size"),
                          groups={"stylize options": ("strength", "precision", "tile_statistics", "overlap", "palette")},
                          flags={"precision": ["--dtype", "--precision"]},

@@ -1,7 +1,17 @@
 import pytest
 import torch
 
-from ganstyle.core.color import apply_color_mode, match_palette, preserve_luminance, recolor, rgb_to_yuv, yuv_to_rgb
+from ganstyle.core.color import (
+    apply_color_map,
+    apply_color_mode,
+    match_palette,
+    palette_map,
+    palette_maps,
+    preserve_luminance,
+    recolor,
+    rgb_to_yuv,
+    yuv_to_rgb,
+)
 from ganstyle.core.errors import InputError
 
 
@@ -52,8 +62,15 @@ def test_match_palette_blends_each_palette_by_its_share(photo):
     shares[:, 1, :, w // 2:] = 1.0
     out = match_palette(photo, [red, blue], shares=shares)
     left, right = slice(None, w // 2), slice(w // 2, None)
-    torch.testing.assert_close(out[..., left], recolor(photo, *red)[..., left])
-    torch.testing.assert_close(out[..., right], recolor(photo, *blue)[..., right])
+    # each region gets its palette from its own pixels' statistics, as if it were a picture alone
+    torch.testing.assert_close(out[..., left], recolor(photo[..., left], *red), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out[..., right], recolor(photo[..., right], *blue), atol=1e-4, rtol=0)
+    torch.testing.assert_close(match_palette(photo, [red]), recolor(photo, *red), atol=1e-4, rtol=0)
+    # maps found on one picture are reused as they are on another
+    maps = palette_maps(photo, [red])
+    other = photo.flip(-1) * 0.8
+    torch.testing.assert_close(match_palette(other, [red], maps=maps),
+                               apply_color_map(other, *maps[0]).clamp(0, 1))
     half = match_palette(photo, [red], amount=0.5)
     torch.testing.assert_close(half, (0.5 * photo + 0.5 * recolor(photo, *red)).clamp(0, 1))
     torch.testing.assert_close(match_palette(photo, [red], amount=0.0), photo)
@@ -67,5 +84,14 @@ def test_match_palette_checks_its_inputs(photo):
         match_palette(photo, [red, red])
     with pytest.raises(InputError, match="shares must be"):
         match_palette(photo, [red, red], shares=torch.ones(1, 3, 4, 4))
+    h, w = photo.shape[-2:]
+    with pytest.raises(InputError, match="shares must be"):
+        match_palette(photo.expand(2, -1, -1, -1), [red, red], shares=torch.ones(3, 2, h, w) / 2)
+    # other float types in, float32 out; a region absent from a picture changes nothing there
+    half = match_palette(photo.half(), [red])
+    assert half.dtype == torch.float32
+    a, b = palette_map(photo, *red, weights=torch.zeros(photo.shape[0], h, w))
+    torch.testing.assert_close(a, torch.eye(3)[None])
+    torch.testing.assert_close(b, torch.zeros(1, 3))
     with pytest.raises(InputError, match="at least one palette"):
         match_palette(photo, [])

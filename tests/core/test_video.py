@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from ganstyle.core.color import apply_color_map, match_palette, palette_maps
 from ganstyle.core.errors import InputError
 from ganstyle.core.features import compute_style_features
 from ganstyle.core.stylize import stylize
@@ -39,6 +40,22 @@ def test_per_frame_mode_takes_the_paintings_palette_as_stylize_does(vgg16):
                                    atol=1e-5, rtol=0)
     with pytest.raises(InputError, match="palette takes the painting's colours"):
         VideoStylizer(tiny_generator(), palette=0.5)
+
+
+def test_clip_mode_keeps_one_colour_map_so_the_palette_does_not_pump(vgg16):
+    model = tiny_arbitrary()
+    features = compute_style_features(vgg16, synthetic_painting(48, 48, seed=3), style_size=48)
+    clip = [synthetic_photo(32, 40)] * 2 + [synthetic_photo(32, 40) * 0.6]       # the scene darkens
+    options = VideoOptions(temporal=0.0, statistics="clip", statistics_frames=2)
+    plain = list(stylize_frames(model, clip, options, style=features))
+    coloured = list(stylize_frames(model, clip, options, style=features, palette=1.0))
+    maps = palette_maps(plain[0], [(features.color_mean, features.color_cov)])   # two equal frames pooled
+    for p, c in zip(plain, coloured):
+        torch.testing.assert_close(c, apply_color_map(p, *maps[0]).clamp(0, 1), atol=1e-4, rtol=0)
+    # the darker frame's result differs, so a per-frame map would have differed too
+    assert float((plain[2] - plain[0]).abs().mean()) > 0.01
+    per_frame = match_palette(plain[2], [(features.color_mean, features.color_cov)])
+    assert float((per_frame - coloured[2]).abs().mean()) > 1e-3
 
 
 def test_clip_statistics_equal_the_frames_own_for_a_still_clip():
