@@ -88,16 +88,7 @@ def recolor(images: torch.Tensor, target_mean: torch.Tensor, target_cov: torch.T
 
     The linear map x ↦ A (x − μ) + μ_target with A = Σ_target^½ Σ^−½ (symmetric square roots),
     as in Gatys et al., "Preserving Color in Neural Artistic Style Transfer" (2016)."""
-    out = []
-    mean_t, cov_t = target_mean.float(), target_cov.float()
-    for img in images:
-        rgb = img.flatten(1).float()                        # (3, P)
-        mean = rgb.mean(1)
-        centred = rgb - mean[:, None]
-        cov = centred @ centred.T / rgb.shape[1]
-        a = _sqrtm(cov_t, eps) @ torch.linalg.inv(_sqrtm(cov, eps))
-        out.append((a @ centred + mean_t[:, None]).view_as(img))
-    return torch.stack(out).clamp(0, 1)
+    return apply_color_map(images, *palette_map(images, target_mean, target_cov, eps=eps)).clamp(0, 1)
 
 
 def palette_map(images: torch.Tensor, target_mean: torch.Tensor, target_cov: torch.Tensor,
@@ -184,15 +175,6 @@ def match_palette(images: torch.Tensor, palettes: list[tuple[torch.Tensor, torch
         mapped = apply_color_map(images, a.to(images.device), b.to(images.device)).clamp_(0, 1)
         target += mapped if share is None else share[:, None] * mapped
     return torch.lerp(images.float(), target, float(amount)).clamp(0, 1)
-
-
-def palette_maps(images: torch.Tensor, palettes: list[tuple[torch.Tensor, torch.Tensor]],
-                 shares: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The colour maps :func:`match_palette` would use for ``images``, to reuse on later ones."""
-    if shares is not None:
-        shares = shares.expand(images.shape[0], -1, -1, -1)
-    return [palette_map(images, mean, cov, None if shares is None else shares[:, i])
-            for i, (mean, cov) in enumerate(palettes)]
 
 
 def _sqrtm(cov: torch.Tensor, eps: float) -> torch.Tensor:

@@ -55,8 +55,9 @@ class VideoStylizer:
 
     model: a style model or generator; frame: (1, 3, H, W) or (3, H, W) float in [0, 1], every
     frame the same size. Returns (1, 3, H, W) float32 in [0, 1] on the CPU. strength, color_mode,
-    style and palette: as for :func:`~ganstyle.core.stylize.stylize` (the palette is matched frame
-    by frame, before the temporal blend).
+    style and palette: as for :func:`~ganstyle.core.stylize.stylize`; the palette is matched before
+    the temporal blend, with one colour map for the clip under clip statistics (per frame under
+    ``statistics="frame"``).
     """
 
     def __init__(self, model, options: VideoOptions | None = None, *, strength: float = 1.0,

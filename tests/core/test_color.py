@@ -6,7 +6,6 @@ from ganstyle.core.color import (
     apply_color_mode,
     match_palette,
     palette_map,
-    palette_maps,
     preserve_luminance,
     recolor,
     rgb_to_yuv,
@@ -67,7 +66,7 @@ def test_match_palette_blends_each_palette_by_its_share(photo):
     torch.testing.assert_close(out[..., right], recolor(photo[..., right], *blue), atol=1e-4, rtol=0)
     torch.testing.assert_close(match_palette(photo, [red]), recolor(photo, *red), atol=1e-4, rtol=0)
     # maps found on one picture are reused as they are on another
-    maps = palette_maps(photo, [red])
+    maps = [palette_map(photo, *red)]
     other = photo.flip(-1) * 0.8
     torch.testing.assert_close(match_palette(other, [red], maps=maps),
                                apply_color_map(other, *maps[0]).clamp(0, 1))

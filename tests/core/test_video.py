@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ganstyle.core.color import apply_color_map, match_palette, palette_maps
+from ganstyle.core.color import apply_color_map, match_palette, palette_map
 from ganstyle.core.errors import InputError
 from ganstyle.core.features import compute_style_features
 from ganstyle.core.stylize import stylize
@@ -49,7 +49,7 @@ def test_clip_mode_keeps_one_colour_map_so_the_palette_does_not_pump(vgg16):
     options = VideoOptions(temporal=0.0, statistics="clip", statistics_frames=2)
     plain = list(stylize_frames(model, clip, options, style=features))
     coloured = list(stylize_frames(model, clip, options, style=features, palette=1.0))
-    maps = palette_maps(plain[0], [(features.color_mean, features.color_cov)])   # two equal frames pooled
+    maps = [palette_map(plain[0], features.color_mean, features.color_cov)]   # two equal frames pooled
     for p, c in zip(plain, coloured):
         torch.testing.assert_close(c, apply_color_map(p, *maps[0]).clamp(0, 1), atol=1e-4, rtol=0)
     # the darker frame's result differs, so a per-frame map would have differed too
