@@ -3,7 +3,7 @@
 ComfyUI imports this folder as a custom-node pack and reads the two mappings below. Importing it
 without ComfyUI installed works too (the nodes only touch ComfyUI when they run).
 """
+from .core.version import __version__
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-__version__ = "0.1.0"
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "__version__"]

@@ -196,3 +196,37 @@ def panning_warp_error(results: list, shift: int = 2, border: int = 8) -> float:
     inner = (..., slice(border, -border), slice(border, -border))
     return sum(float((r - warp_by_flow(p, flow))[inner].pow(2).mean())
                for p, r in zip(results, results[1:])) / (len(results) - 1)
+
+
+def workflow_world(root: Path) -> dict:
+    """What the example workflows (example_workflows/api) need, tiny: a VGG19 in the Hub cache
+    (where 'vgg19' resolves offline; the cache is per-test, tests/conftest.py), and in
+    ``root/models`` (point ``GANSTYLE_MODELS_DIR`` there) a tiny style library under the shipped
+    library's name, the vgg16-hed encoder arbitrary-fast reads style features with and a tiny
+    arbitrary-style model (``tiny-arbitrary``) reading that encoder's features. Returns the small
+    inputs of the stand-in ComfyUI load nodes (``workflow_runner.use_inputs``' arguments):
+    ``{"images": ..., "masks": ..., "clips": ...}`` by the file names the workflows load."""
+    import huggingface_hub.constants as c
+
+    from ganstyle.core.vgg import load_vgg_encoder_file
+    vgg = write_vgg(root / "vgg19.safetensors", "vgg19", seed=3)
+    fill_hub_cache(Path(c.HF_HUB_CACHE), "timm/vgg19.tv_in1k", {"model.safetensors": vgg})
+    models = root / "models"
+    # a tiny style library under the shipped library's name (used where the registry lacks it)
+    library = tiny_generator(styles=tuple({"name": n} for n in
+                                          ("ice_palace", "fire_temple", "the_fall", "altar", "coast", "sketches")))
+    library.save_pretrained(models / "style_transfer" / "library-fast")
+    (models / "vgg").mkdir(parents=True)
+    hed = write_vgg(models / "vgg" / "vgg16-hed.safetensors", "vgg16", seed=5)
+    tiny_arbitrary(encoder=load_vgg_encoder_file(hed).identity).save_pretrained(
+        models / "style_transfer" / "tiny-arbitrary")
+    # the sample images the pack copies into ComfyUI's input folder (comfy_env.SAMPLE_IMAGES), small
+    mask = torch.zeros(1, 20, 28)
+    mask[..., 10:] = 1.0
+    return {"images": {"ganstyle_photo.jpg": synthetic_photo(40, 56),
+                       "ganstyle_painting.jpg": synthetic_painting(48, 48),
+                       "ganstyle_painting2.jpg": synthetic_painting(32, 40, seed=7)},
+            "masks": {"ganstyle_mask.png": mask},
+            # a 6-frame clip: the photo moving right by 2 px per frame (ComfyUI IMAGE batch, B H W C)
+            "clips": {"ganstyle_clip.mp4": torch.cat([synthetic_photo(40, 56).roll(2 * i, -1) for i in range(6)])
+                      .permute(0, 2, 3, 1)}}

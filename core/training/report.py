@@ -9,6 +9,7 @@ from ..config import config_to_dict
 from ..data import ImageSet, preview_images
 from ..images import image_grid
 from ..model_card import TrainingFacts, describe_images
+from ..version import __version__
 from .styles import parse_style_entry
 
 if TYPE_CHECKING:
@@ -17,9 +18,8 @@ if TYPE_CHECKING:
 
 def run_info(trainer: Trainer) -> dict:
     """Resolved facts about a run (device, encoder, data), saved as ``run_info.json``."""
-    import ganstyle
     return {
-        "ganstyle_version": getattr(ganstyle, "__version__", "unknown"), "torch_version": torch.__version__,
+        "ganstyle_version": __version__, "torch_version": torch.__version__,
         "device": str(trainer.device), "world_size": trainer.world_size,
         "global_batch": trainer.config.batch_size * trainer.world_size,
         "mixed_precision": "bf16" if trainer.amp else "fp32",
