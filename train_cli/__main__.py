@@ -10,7 +10,9 @@ import sys
 COMMANDS = {
     "demo": "demo",
     "train": "train",
+    "train-decoder": "train_decoder",
     "stylize": "stylize",
+    "optimize": "optimize",
     "sheet": "sheet",
     "library": "library",
     "push": "hub",
