@@ -225,7 +225,7 @@ def run(args) -> dict:
     from ganstyle.core.device import resolve_device
     from ganstyle.core.features import compute_style_features
     from ganstyle.core.images import load_image, save_image
-    from ganstyle.core.models import load_style_model
+    from ganstyle.core.models import load_style_model, model_kind, takes_style_features
     from ganstyle.core.optimize import OptimizeOptions, optimize_stylize
     from ganstyle.core.stylize import stylize
     from ganstyle.core.vgg import load_vgg_encoder
@@ -273,10 +273,11 @@ def run(args) -> dict:
                         cached.with_suffix(".json").write_text(json.dumps({"seconds": seconds}))
             else:
                 model = dict(models)[method]
-                config = model.generator.config
-                choice = style if config.style_embedding else args.library_style if config.num_styles else None
+                kind = model_kind(model)
+                features = takes_style_features(model)
+                choice = style if features else args.library_style if kind == "style library" else None
                 out = stylize(model, photo.to(device), device=device, style=choice,
-                              palette=palettes[method] if config.style_embedding else 0.0)
+                              palette=palettes[method] if features else 0.0)
                 seconds = time.perf_counter() - start
             out = out.float().cpu()
             results[method].append(out)

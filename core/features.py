@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from .errors import InputError
 from .vgg import STYLE_LAYERS, VGGEncoder
 
+MIN_STYLE_SIDE = 8   # pixels: below this a picture has no texture to measure (and VGG's deep layers vanish)
+
 
 def gram_matrix(features: torch.Tensor, compute_dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
     """Normalised Gram matrix.
@@ -117,6 +119,9 @@ def compute_style_features(encoder: VGGEncoder, images: torch.Tensor | Sequence[
             raise InputError(f"style image {i} must be (3, H, W), got {tuple(img.shape)}")
         if not torch.isfinite(img).all():
             raise InputError(f"style image {i} contains NaN or Inf values")
+        if min(img.shape[-2:]) < MIN_STYLE_SIDE:
+            raise InputError(f"style image {i} is {img.shape[-1]}×{img.shape[-2]} pixels: too small to have a style; "
+                             f"give a picture at least {MIN_STYLE_SIDE} pixels on each side")
     n = len(image_list)
     w = [1.0] * n if weights is None else [float(x) for x in weights]
     if len(w) != n:

@@ -16,8 +16,12 @@ from collections import OrderedDict
 import torch
 
 from .cuda_graph import CapturedGraph, capture
+from .decoder import EncoderDecoder
 from .errors import InputError
 from .generator import StyleGenerator
+
+# the model classes inference converts: feed-forward generators and encoder–decoders
+MODEL_CLASSES = (StyleGenerator, EncoderDecoder)
 
 _prepared: weakref.WeakKeyDictionary[StyleGenerator, dict] = weakref.WeakKeyDictionary()
 _prepared_lock = threading.Lock()
@@ -37,10 +41,10 @@ def prepare_model(model, device: torch.device, dtype: torch.dtype,
     per model until its weights change (tracked by the tensors' in-place version counters), so
     repeated calls do not pay for the conversion."""
     generator = getattr(model, "generator", model)
-    if not isinstance(generator, StyleGenerator):
+    if not isinstance(generator, MODEL_CLASSES):
         raise InputError(f"expected a style model (StyleGenerator), got {type(model).__name__}")
     p = next(generator.parameters())
-    conv = generator.head[1].weight
+    conv = next(m.weight for m in generator.modules() if isinstance(m, torch.nn.Conv2d))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if p.device == device and p.dtype == dtype and not generator.training and conv.is_contiguous(memory_format=fmt):
         return generator
@@ -64,7 +68,7 @@ def release_device_copies(model) -> int:
     returns how many were dropped. ComfyUI's node calls this after each run, so nothing stays on
     the GPU between runs (the offload device keeps the weights)."""
     generator = getattr(model, "generator", model)
-    if not isinstance(generator, StyleGenerator):
+    if not isinstance(generator, MODEL_CLASSES):
         return 0  # not a model (a bad input already reported by stylize()); nothing was copied
     with _prepared_lock:
         copies = _prepared.pop(generator, {})
@@ -76,7 +80,7 @@ def release_device_copies(model) -> int:
 
 
 def _copy_via_cpu(generator: StyleGenerator) -> StyleGenerator:
-    clone = StyleGenerator(generator.config)
+    clone = type(generator)(generator.config)
     clone.load_state_dict({k: v.detach().to("cpu") for k, v in generator.state_dict().items()}, strict=True)
     return clone
 

@@ -153,11 +153,44 @@ def load_style_model(ref: str, *, device: str | torch.device = "cpu", dtype: tor
     device = torch.device(device)
     generator = _cached_generator(files, device, dtype) if use_cache else None
     if generator is None:
-        generator = StyleGenerator.from_files(files.weights_path, files.config_path, device=device, dtype=dtype)
+        generator = model_class(files.config_path).from_files(files.weights_path, files.config_path, device=device,
+                                                              dtype=dtype)
         if use_cache:
             _remember(files, device, dtype, generator)
     return StyleModel(generator, _display_name(ref, files), files.source, files.weights_path,
                       files.config_path, files.license)
+
+
+def model_class(config_path: Path):
+    """The model class a ``config.json`` describes: :class:`StyleGenerator` (``GeneratorConfig``) or
+    :class:`~ganstyle.core.decoder.EncoderDecoder` (``EncoderDecoderConfig``)."""
+    from .decoder import EncoderDecoder
+
+    try:
+        name = json.loads(Path(config_path).read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        name = None   # the strict loader reports what is wrong with the file
+    return EncoderDecoder if name == "EncoderDecoderConfig" else StyleGenerator
+
+
+MODEL_KINDS = ("single style", "style library", "arbitrary style", "encoder-decoder")
+
+
+def model_kind(model) -> str:
+    """Which of :data:`MODEL_KINDS` a loaded model (or its generator) is: what style it takes."""
+    from .decoder import EncoderDecoder
+
+    generator = getattr(model, "generator", model)
+    if isinstance(generator, EncoderDecoder):
+        return "encoder-decoder"
+    if generator.config.style_embedding:
+        return "arbitrary style"
+    return "style library" if generator.config.num_styles else "single style"
+
+
+def takes_style_features(model) -> bool:
+    """Whether the model is driven by a painting's Style Features (any style in one pass)."""
+    return model_kind(model) in ("arbitrary style", "encoder-decoder")
 
 
 def _cache_key(files: StyleModelFiles, device: torch.device, dtype: torch.dtype) -> tuple:
@@ -200,6 +233,15 @@ def default_style_model(registry: dict | None = None) -> str | None:
     names = [k for k, v in registry.items() if v.get("kind") == "style"]
     marked = [k for k in names if registry[k].get("default")]
     return (marked or names or [None])[0]
+
+
+def default_any_style_model(registry: dict | None = None) -> str | None:
+    """The registry's default model for any painting (a style entry marked ``"any_style": true``),
+    else the first arbitrary-style entry."""
+    registry = load_registry() if registry is None else registry
+    names = [k for k, v in registry.items() if v.get("kind") == "style"]
+    return next((k for k in names if registry[k].get("any_style")), None) or \
+        next((k for k in names if "arbitrary" in k), None)
 
 
 def with_added_styles(model: StyleModel, refs: Sequence[str | Path], *, cache_dir: str | Path | None = None
@@ -265,4 +307,4 @@ def _is_generator_config(path: Path) -> bool:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and data.get("_class_name") == "GeneratorConfig"
+    return isinstance(data, dict) and data.get("_class_name") in ("GeneratorConfig", "EncoderDecoderConfig")

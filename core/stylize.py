@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from .color import COLOR_MODES, apply_color_mode, match_palette
 from .config import bounded
+from .decoder import EncoderDecoder
 from .device import PRECISIONS, memory_budget, resolve_device, resolve_dtype
 from .errors import InputError
 from .features import StyleFeatures
@@ -61,6 +62,9 @@ ProgressCallback = Callable[[int, int], None]
 TileOption = str | int | None
 
 DEFAULT_OVERLAP = 32
+# Activation bytes per input pixel of an encoder–decoder level at full resolution (fp32: VGG's 64-channel
+# full-resolution layers, their padded copies and the decoder's last layers).
+ENCODER_DECODER_BYTES_PER_PX = 1536
 MIN_TILE_CORE = 64   # output pixels per tile side, at least (below this, halos dominate)
 TILE_STATISTICS = ("exact", "thumbnail")
 
@@ -345,20 +349,24 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
         return images.clone()
 
     generator = getattr(model, "generator", model)
-    if not isinstance(generator, StyleGenerator):
-        raise InputError(f"expected a style model (StyleGenerator), got {type(model).__name__}")
-    generator, style_maps = conditioned(generator, images.shape[-2:], images.shape[0], style, list(masks))
-    run_device = resolve_device(device) if device is not None else next(generator.parameters()).device
-    run_dtype = resolve_dtype(dtype, run_device, images.shape[0] * images.shape[2] * images.shape[3])
-    if channels_last is None:
+    if isinstance(generator, EncoderDecoder):
+        stylised = _stylize_encoder_decoder(generator, images, style, masks, float(strength), tile, device, dtype,
+                                            max_memory, progress)
+        strength = 1.0   # applied in feature space, level by level
+    else:
+        if not isinstance(generator, StyleGenerator):
+            raise InputError(f"expected a style model (StyleGenerator), got {type(model).__name__}")
+        generator, style_maps = conditioned(generator, images.shape[-2:], images.shape[0], style, list(masks))
+        run_device = resolve_device(device) if device is not None else next(generator.parameters()).device
+        run_dtype = resolve_dtype(dtype, run_device, images.shape[0] * images.shape[2] * images.shape[3])
         # NCHW is faster than NHWC for these small-channel networks, on GPUs and CPUs alike
         # (docs/benchmarks.md).
-        channels_last = False
-    runner = prepare_model(generator, run_device, run_dtype, channels_last)
-    engine = _Engine(runner, run_device, run_dtype, channels_last, tile, overlap, max_memory, progress,
-                     cuda_graphs, tile_statistics)
-    # in [0, 1]: a sigmoid, or a convex blend of tiles
-    stylised = engine.run(images if style_maps is None else torch.cat([images, style_maps.to(images.device)], 1))
+        runner = prepare_model(generator, run_device, run_dtype, bool(channels_last))
+        engine = _Engine(runner, run_device, run_dtype, bool(channels_last), tile, overlap, max_memory, progress,
+                         cuda_graphs, tile_statistics)
+        # in [0, 1]: a sigmoid, or a convex blend of tiles
+        maps = None if style_maps is None else style_maps.to(images.device)
+        stylised = engine.run(images if maps is None else torch.cat([images, maps], 1))
     if palettes:
         shares = region_shares(images.shape[-2:], images.shape[0], style is not None,
                                [mask for mask, _ in masks]) if masks else None
@@ -368,6 +376,19 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
     if float(strength) < 1.0:
         stylised = torch.lerp(images, stylised, float(strength))
     return stylised
+
+
+def _stylize_encoder_decoder(model, images, style, masks, strength, tile, device, dtype, max_memory, progress):
+    """:func:`stylize` for the encoder–decoder kind (:mod:`ganstyle.core.decoder_stylize`)."""
+    from .decoder_stylize import stylize_encoder_decoder
+
+    run_device = resolve_device(device) if device is not None else next(model.parameters()).device
+    run_dtype = resolve_dtype(dtype, run_device, images.shape[2] * images.shape[3])
+    budget_px = (max_memory if max_memory is not None else memory_budget(run_device)) // ENCODER_DECODER_BYTES_PER_PX
+    if tile == "auto":
+        tile = None if images.shape[2] * images.shape[3] <= budget_px else max(256, int(math.sqrt(budget_px)))
+    return stylize_encoder_decoder(model, images, style, list(masks), strength=strength, tile=tile,
+                                   device=run_device, dtype=run_dtype, progress=progress)
 
 
 def style_palettes(style: StyleSpec | None, masks: Sequence[tuple[torch.Tensor, StyleSpec]], palette: float,

@@ -24,6 +24,8 @@ import torch
 
 from .color import apply_color_mode, map_between, match_palette
 from .config import bounded
+from .decoder import EncoderDecoder
+from .decoder_stylize import ClipMoments, stylize_encoder_decoder
 from .device import resolve_device, resolve_dtype
 from .errors import InputError
 from .flow import PRESETS, FlowEstimator, occlusion_mask, warp_by_flow
@@ -69,13 +71,20 @@ class VideoStylizer:
         self._colour_frames: list[tuple[torch.Tensor, torch.Tensor]] = []   # (mean, second moment) pooled
         self._colour_maps = None
         generator = getattr(model, "generator", model)
-        if not isinstance(generator, StyleGenerator):
+        self.strength, self.color_mode = float(strength), color_mode
+        self.encoder_decoder = None
+        if isinstance(generator, EncoderDecoder):
+            # fused level by level: strength acts in feature space, clip statistics are feature moments
+            self.encoder_decoder, self.style, self.strength = generator, style, 1.0
+            self.feature_strength = float(strength)
+            self.clip_moments = ClipMoments(self.options.statistics_frames)
+        elif not isinstance(generator, StyleGenerator):
             raise InputError(f"expected a style model (StyleGenerator), got {type(model).__name__}")
-        generator, _ = conditioned(generator, (1, 1), 1, style)
+        else:
+            generator, _ = conditioned(generator, (1, 1), 1, style)
         self.device = resolve_device(device) if device is not None else next(generator.parameters()).device
         self.dtype = resolve_dtype(dtype, self.device)
-        self.runner = prepare_model(generator, self.device, self.dtype)
-        self.strength, self.color_mode = float(strength), color_mode
+        self.runner = None if self.encoder_decoder else prepare_model(generator, self.device, self.dtype)
         self.flow = FlowEstimator(self.options.flow_preset) if self.options.temporal > 0 else None
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -154,6 +163,10 @@ class VideoStylizer:
         return frame
 
     def _network(self, frame: torch.Tensor) -> torch.Tensor:
+        if self.encoder_decoder is not None:
+            clip = self.clip_moments if self.options.statistics == "clip" else None
+            return stylize_encoder_decoder(self.encoder_decoder, frame, self.style, strength=self.feature_strength,
+                                           device=self.device, dtype=self.dtype, clip=clip)
         x = frame.to(self.device, self.dtype)
         if self.options.statistics == "frame":
             return self.runner(x).float().cpu()

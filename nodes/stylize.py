@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import torch
 
+from ..core.decoder import EncoderDecoder
 from ..core.errors import GanstyleError
 from ..core.features import StyleFeatures
 from ..core.generator import StyleGenerator
 from ..core.hub import registry_names
 from ..core.images import bchw_to_comfy, comfy_to_bchw
 from ..core.model_copies import release_device_copies
-from ..core.models import StyleModel, default_style_model, load_style_model, local_style_models, with_added_styles
+from ..core.models import (
+    StyleModel,
+    default_style_model,
+    load_style_model,
+    local_style_models,
+    model_kind,
+    takes_style_features,
+    with_added_styles,
+)
 from ..core.stylize import StylizeOptions, stylize
 from ..core.video import VideoOptions, VideoStylizer
 from . import comfy_env
@@ -157,7 +166,7 @@ class GANStylize:
     @comfy_env.reports_user_errors
     def stylize(self, style_model, images, style="", mask=None, mask_style="", mask_2=None, mask_style_2="",
                 temporal=0.0, style_features=None, mask_features=None, mask_features_2=None, **inputs):
-        if not isinstance(style_model, (StyleModel, StyleGenerator)):
+        if not isinstance(style_model, (StyleModel, StyleGenerator, EncoderDecoder)):
             kind = type(style_model)
             raise GanstyleError(not_our_model(f"{kind.__module__}.{kind.__qualname__}"))
         options = options_from_inputs(StylizeOptions, STYLIZE_REQUIRED + STYLIZE_OPTIONAL + ("palette",), inputs)
@@ -220,17 +229,18 @@ def style_choice(style_model, style, masks: list) -> dict:
         if not (spec or "").strip():
             raise GanstyleError(f"{name} is connected but {name.replace('mask', 'mask_style')} is empty: name the "
                                 f"style for that region" + (f" (or connect {name.replace('mask', 'mask_features')})"
-                                                            if generator.config.style_embedding else ""))
+                                                            if takes_style_features(style_model) else ""))
         regions.append((mask.float().cpu(), spec))
     if isinstance(style, StyleFeatures):
         return {"style": style, "masks": regions}
     style = (style or "").strip()
-    if generator.config.style_embedding:
-        raise GanstyleError("this is an arbitrary-style model: connect Style Features (from Load VGG Encoder and a "
-                            "style image) to style_features")
-    if not generator.config.num_styles and not style and not regions:
+    kind = model_kind(style_model)
+    if kind in ("arbitrary style", "encoder-decoder"):
+        raise GanstyleError(f"this is an {'any-style encoder-decoder' if kind == 'encoder-decoder' else kind} model: "
+                            f"connect Style Features (from Load VGG Encoder and a style image) to style_features")
+    if kind == "single style" and not style and not regions:
         return {}
-    if generator.config.num_styles and not style:
+    if kind == "style library" and not style:
         style = generator.style_names[0]
     return {"style": style, "masks": regions}
 

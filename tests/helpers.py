@@ -230,3 +230,18 @@ def workflow_world(root: Path) -> dict:
             # a 6-frame clip: the photo moving right by 2 px per frame (ComfyUI IMAGE batch, B H W C)
             "clips": {"ganstyle_clip.mp4": torch.cat([synthetic_photo(40, 56).roll(2 * i, -1) for i in range(6)])
                       .permute(0, 2, 3, 1)}}
+
+
+def tiny_encoder_decoder(encoder, levels=("relu2_1", "relu1_1"), seed: int = 0, **settings):
+    """An encoder–decoder over ``encoder`` (reads its Style Features) whose random decoders give
+    mid-grey-centred pictures, not saturated ones (so results compare meaningfully)."""
+    from ganstyle.core.decoder import new_encoder_decoder
+
+    torch.manual_seed(seed)
+    model = new_encoder_decoder(encoder, levels, **{"full_channels": 8, **settings})
+    with torch.no_grad():
+        for decoder in model.decoders.values():
+            for p in decoder.parameters():
+                p.mul_(0.5)
+            decoder[-1].bias.fill_(0.5)
+    return model.eval()

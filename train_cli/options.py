@@ -24,15 +24,18 @@ def field_doc(cls, name: str) -> str:
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls, *, groups: Mapping[str, Iterable[str]] = (),
                          exclude: Iterable[str] = (), flags: Mapping[str, Iterable[str]] = (),
-                         metavars: Mapping[str, str] = (), required: Iterable[str] = ()) -> dict[str, Any]:
+                         metavars: Mapping[str, str] = (), required: Iterable[str] = (),
+                         variadic: Iterable[str] = ()) -> dict[str, Any]:
     """Add a flag for each field of the dataclass ``cls`` except ``exclude``; return the
     argument groups by title.
 
     groups: {title: field names}, shown in this order (other fields go in a last "options"
     group); flags: {field: option strings} instead of ``--field-name``; metavars: {field: METAVAR};
-    required: fields the command line must give.
+    required: fields the command line must give; variadic: tuple fields that take any number of
+    values (1 or more) even though their default has a fixed length.
     """
-    groups, flags, metavars, required = dict(groups), dict(flags), dict(metavars), set(required)
+    groups, flags, metavars = dict(groups), dict(flags), dict(metavars)
+    required, variadic = set(required), set(variadic)
     hints = typing.get_type_hints(cls)
     fields = [f for f in dataclasses.fields(cls) if f.name not in set(exclude)]
     grouped = {name for names in groups.values() for name in names}
@@ -45,7 +48,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, *, groups: Mappin
             f = by_name[name]
             options = flags.get(name, [f"--{name.replace('_', '-')}"])
             group.add_argument(*options, dest=name, required=name in required,
-                               **_argument(f, hints[name], metavars.get(name)))
+                               **_argument(f, hints[name], metavars.get(name), name in variadic))
     return made
 
 
@@ -59,7 +62,7 @@ def options_from_args(args: argparse.Namespace, cls) -> dict[str, Any]:
     return given
 
 
-def _argument(f: dataclasses.Field, hint, metavar: str | None) -> dict:
+def _argument(f: dataclasses.Field, hint, metavar: str | None, variadic: bool = False) -> dict:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     meta = f.metadata
     doc = meta.get("doc", "").replace("%", "%%")
@@ -74,7 +77,7 @@ def _argument(f: dataclasses.Field, hint, metavar: str | None) -> dict:
                 "help": f"{doc} (default {'on' if default else 'off'})"}
     if typing.get_origin(hint) is tuple:
         item = typing.get_args(hint)[0]
-        kwargs["nargs"] = len(default) if default else "+"
+        kwargs["nargs"] = len(default) if default and not variadic else "+"
         shown = " ".join(map(str, default))
     else:
         item, shown = hint, default

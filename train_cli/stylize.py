@@ -138,12 +138,14 @@ def style_features_for(args, model, device):
     from ..core.features import compute_style_features
     from ..core.hub import encoder_for_identity
     from ..core.images import load_image
+    from ..core.models import default_any_style_model, takes_style_features
     from ..core.vgg import load_vgg_encoder
 
     masks = [parse_mask(text) for text in args.mask]
-    if not model.generator.config.style_embedding:
+    if not takes_style_features(model):
         if args.style_image:
-            raise InputError(f"--style-image needs an arbitrary-style model (such as arbitrary-fast); {model.name} "
+            raise InputError(f"--style-image needs an any-style model (such as {default_any_style_model()}); "
+                             f"{model.name} "
                              f"has fixed styles (use --style, or Optimize Stylize: ganstyle optimize)")
         return args.style, masks
     if args.style:
@@ -226,9 +228,9 @@ def plan_outputs(pairs: list[tuple[Path, Path]], out: Path) -> list[tuple[Path, 
 
 def load_model(args, device):
     from ..core.errors import InputError
-    from ..core.models import default_style_model, load_style_model, with_added_styles
+    from ..core.models import default_any_style_model, default_style_model, load_style_model, with_added_styles
 
-    ref = args.model or default_style_model()
+    ref = args.model or (default_any_style_model() if getattr(args, "style_image", None) else default_style_model())
     if ref is None:
         raise InputError("no default style model in weights/registry.json; pass --model REF")
     model = with_added_styles(load_style_model(ref, device=device, cache_dir=args.cache_dir), args.styles_from,

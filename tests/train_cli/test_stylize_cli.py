@@ -181,4 +181,4 @@ def test_style_image_drives_an_arbitrary_style_model(photos, tmp_path, vgg16_fil
     single = tiny_generator().save_pretrained(tmp_path / "single")
     assert main(["stylize", str(photos / "a.png"), "-o", str(tmp_path / "y.png"), "--model", str(single),
                  "--style-image", str(tmp_path / "painting.png")]) == 2
-    assert "needs an arbitrary-style model" in capsys.readouterr().err
+    assert "needs an any-style model" in capsys.readouterr().err
