@@ -146,6 +146,35 @@ def style_losses(model: EncoderDecoder, out: torch.Tensor, fused: torch.Tensor, 
             "tv": total_variation(out)}
 
 
+def is_linear(model: EncoderDecoder, level: str) -> bool:
+    """Whether ``level``'s decoder is one convolution (a linear map of the features)."""
+    return sum(isinstance(m, torch.nn.Conv2d) for m in model.decoders[level]) == 1
+
+
+def fit_linear_decoder(model: EncoderDecoder, level: str, images: torch.Tensor, ridge: float = 1e-3,
+                       max_pixels: int = 100_000) -> bool:
+    """Give a one-convolution decoder (relu1_1's) its least-squares weights on ``images``
+    (B, 3, H, W): the exact minimiser of the pixel MSE, found in closed form instead of many Adam
+    steps. Returns False (and changes nothing) for deeper decoders."""
+    if not is_linear(model, level):
+        return False
+    conv = next(m for m in model.decoders[level] if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        feats = model.encoder(images, [level])[level]
+        padded = F.pad(feats, (1, 1, 1, 1), mode="reflect")
+        columns = F.unfold(padded, 3).transpose(1, 2).reshape(-1, feats.shape[1] * 9)          # (N, C·9)
+        target = images.permute(0, 2, 3, 1).reshape(-1, 3)                                       # (N, 3)
+        keep = torch.randperm(columns.shape[0], generator=torch.Generator().manual_seed(0))[:max_pixels]
+        columns, target = columns[keep].double(), target[keep].double()   # a sample: the solution barely moves
+        columns = torch.cat([columns, torch.ones(columns.shape[0], 1, dtype=columns.dtype)], 1)
+        gram = columns.T @ columns
+        gram += ridge * gram.diagonal().mean() * torch.eye(gram.shape[0], dtype=gram.dtype)
+        solution = torch.linalg.solve(gram, columns.T @ target)                                     # (C·9 + 1, 3)
+        conv.weight.copy_(solution[:-1].T.reshape(conv.weight.shape).float())
+        conv.bias.copy_(solution[-1].float())
+    return True
+
+
 class DecoderTrainer:
     """Trains the decoders of an :class:`EncoderDecoder`; see the module docstring."""
 
@@ -159,13 +188,19 @@ class DecoderTrainer:
             self.model = EncoderDecoder.from_pretrained(config.init_from, device=self.device)
             self.model.config.fusion = config.fusion
         else:
-            encoder = load_vgg_encoder(config.encoder, deepest=config.levels[0], device=self.device)
+            # the whole encoder: its identity (recorded as the model's style encoder) is that of the
+            # Style Features users measure with it; the model keeps only the layers it needs
+            encoder = load_vgg_encoder(config.encoder, device=self.device)
             self.model = new_encoder_decoder(encoder, config.levels, fusion=config.fusion,
                                              full_channels=config.full_channels).to(self.device)
         self.model.decoders.requires_grad_(True).train()
         trained = self.trained_levels()
-        self.optimizer = torch.optim.Adam([p for lv in trained for p in self.model.decoders[lv].parameters()],
-                                          lr=config.lr)
+        # a linear decoder (relu1_1's) is solved in closed form (fit_linear_decoder), not stepped: Adam's
+        # fixed-size steps would throw away its least-squares solution
+        stepped = [lv for lv in trained if not is_linear(self.model, lv)]
+        params = [p for lv in stepped for p in self.model.decoders[lv].parameters()]
+        self.optimizer = torch.optim.Adam(params or [torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+        self.closed_form_only = not params
         sources = list(config.content) + (list(config.paintings) if config.stage == "reconstruct" else [])
         if not sources:
             raise InputError("no training images: give content photos (and paintings)")
@@ -190,6 +225,10 @@ class DecoderTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_latest()
+        elif config.stage == "reconstruct":   # a linear decoder starts at its least-squares solution
+            fit = CropSampler(self.images, config.image_size, 8, seed=config.seed, stream="linear-fit").batch(0)
+            for level in self.trained_levels():
+                fit_linear_decoder(self.model, level, fit.to(self.device))
         atomic_write_json(self.out / "options.json", config_to_dict(config))
 
     def trained_levels(self) -> list[str]:
@@ -214,6 +253,8 @@ class DecoderTrainer:
         figures: dict[str, float] = {}
         total = 0.0
         for level in trained:
+            if is_linear(self.model, level):
+                continue
             loss, fig = reconstruction_loss(self.model, images, level, targets, self.config.lambda_pixel,
                                             self.config.lambda_feature)
             loss.backward()   # per level: frees that level's graph before the next one is built
@@ -252,6 +293,9 @@ class DecoderTrainer:
         from tqdm.auto import tqdm
 
         cfg = self.config
+        if self.closed_form_only:   # only linear decoders, solved at the start: nothing to step
+            self.save_checkpoint()
+            return self.out / "model"
         start = time.monotonic()
         sums: dict[str, float] = {}
         count = 0

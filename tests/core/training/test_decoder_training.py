@@ -60,8 +60,9 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_train_levels_leave_the_other_decoders_as_they_were(tmp_path):
-    DecoderTrainer(config(tmp_path, out="base", steps=2)).train()
+    DecoderTrainer(config(tmp_path, out="base", steps=2, train_levels=("relu2_1",))).train()
     before = decoder_weights(tmp_path / "base" / "model")
+    # relu1_1 alone: solved in closed form, no steps
     DecoderTrainer(config(tmp_path, out="fine", init_from=str(tmp_path / "base" / "model"),
                           train_levels=("relu1_1",), steps=2)).train()
     after = decoder_weights(tmp_path / "fine" / "model")
@@ -100,3 +101,17 @@ def test_command_line_trains_and_resumes(tmp_path, capsys):
     assert "step 3" in capsys.readouterr().out
     assert main(["train-decoder", "--content", cfg.content[0]]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_the_linear_decoder_starts_at_its_least_squares_solution(tmp_path, vgg16):
+    from ganstyle.core.training.decoder import fit_linear_decoder
+
+    from helpers import synthetic_photo, tiny_encoder_decoder
+
+    model = tiny_encoder_decoder(vgg16)
+    images = torch.cat([synthetic_photo(32, 32), synthetic_photo(32, 32).flip(-1)])
+    before = float((model.reconstruct(images, "relu1_1") - images).pow(2).mean())
+    assert fit_linear_decoder(model, "relu1_1", images)
+    after = float((model.reconstruct(images, "relu1_1") - images).pow(2).mean())
+    assert after < 0.01 * before and after < 1e-3
+    assert not fit_linear_decoder(model, "relu2_1", images)   # deeper decoders learn by steps
