@@ -7,16 +7,24 @@ config is ever executed.
 A field added after files were already written declares ``legacy=``: the value that reproduces the
 behaviour from before the field existed. A file without the field loads with that value (not the
 new default), so an old model or an old run's ``options.json`` keeps meaning what it meant.
+
+The same bounds check user-facing options (:func:`check_options`, behind every options
+dataclass's ``checked()``): one implementation of "this value is outside its field's bounds",
+whether the value comes from a file or from a caller. A refused option is an
+:class:`OptionError`, whose message names the option by its field name so that each front-end
+can put its own name for it (``--strength``, a node input) in the same wording.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import string
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .io import atomic_write_json
 
 T = TypeVar("T")
@@ -56,17 +64,7 @@ def config_from_dict(cls: type[T], data: dict[str, Any], source: str = "config")
     missing = sorted(n for n in fields if n not in data)
     if missing:
         raise ConfigError(f"{source}: missing fields {missing} for {cls.__name__}")
-    hints = typing.get_type_hints(cls)
-    for name, f in fields.items():
-        value = data[name]
-        _check_type(source, name, value, hints[name])
-        meta = f.metadata
-        if meta.get("choices") is not None and value not in meta["choices"]:
-            raise ConfigError(f"{source}: field '{name}' is {value!r}, expected one of {list(meta['choices'])}")
-        if meta.get("lo") is not None and value < meta["lo"]:
-            raise ConfigError(f"{source}: field '{name}' is {value}, must be at least {meta['lo']}")
-        if meta.get("hi") is not None and value > meta["hi"]:
-            raise ConfigError(f"{source}: field '{name}' is {value}, must be at most {meta['hi']}")
+    check_fields(cls, data, source)
     obj = cls(**data)
     validate = getattr(obj, "validate", None)
     if validate is not None:
@@ -77,25 +75,102 @@ def config_from_dict(cls: type[T], data: dict[str, Any], source: str = "config")
     return obj
 
 
-def _check_type(source: str, name: str, value: Any, hint) -> None:
+def check_fields(cls, values: Mapping[str, Any], source: str) -> None:
+    """Check ``values`` ({field: value}, some or all fields of the dataclass ``cls``) against the
+    fields' declared types, choices and bounds; the first problem is a :class:`ConfigError`
+    ``"{source}: field 'name' is …"``. (:func:`config_from_dict` checks every field with it; a
+    front-end may check the fields it takes before it does any work.)"""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        problem = field_problem(fields[name], value, hints[name])
+        if problem is not None:
+            raise ConfigError(f"{source}: field '{name}' {problem}")
+
+
+def field_problem(f: dataclasses.Field, value: Any, hint) -> str | None:
+    """What is wrong with ``value`` for the field ``f`` (type ``hint``), worded to follow the
+    option's name: ``"is 1.5, must be at most 1.0"``; None when nothing is. Types, then choices,
+    then the bounds of :func:`bounded`."""
+    if not _type_ok(value, hint):
+        expected = getattr(hint, "__name__", hint)
+        return f"is {value!r} ({type(value).__name__}), expected {expected}"
+    meta = f.metadata
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        return f"is {value!r}, expected one of {list(meta['choices'])}"
+    if meta.get("lo") is not None and value < meta["lo"]:
+        return f"is {value}, must be at least {meta['lo']}"
+    if meta.get("hi") is not None and value > meta["hi"]:
+        return f"is {value}, must be at most {meta['hi']}"
+    return None
+
+
+class OptionError(InputError):
+    """A user-facing option refused. The message is ``template`` with each ``{key}`` replaced by
+    the name of the option ``key`` (by default ``names[key]``, else ``key`` itself: the field
+    name), so a front-end can say the same thing with its own names:
+    ``error.renamed({"strength": "--strength"})``. Literal braces in ``template`` are doubled
+    (:func:`brace_escaped`).
+
+    >>> e = OptionError("{strength} is 1.5, must be at most 1.0")
+    >>> str(e), str(e.renamed({"strength": "--strength"}))
+    ('strength is 1.5, must be at most 1.0', '--strength is 1.5, must be at most 1.0')
+    """
+
+    def __init__(self, template: str, names: Mapping[str, str] | None = None):
+        self.template = template
+        self.keys = [key for _, key, _, _ in string.Formatter().parse(template) if key]
+        self.names = {key: key for key in self.keys} | dict(names or {})
+        super().__init__(template.format_map(self.names))
+
+    @classmethod
+    def about(cls, key: str, problem: str, name: str | None = None) -> OptionError:
+        """``"{key} {problem}"``: an option and what is wrong with it (``name``: how the core
+        calls the option, when not by ``key``)."""
+        return cls(f"{{{key}}} {brace_escaped(problem)}", None if name is None else {key: name})
+
+    def renamed(self, names: Mapping[str, str]) -> OptionError:
+        """The same refusal with the options this error names called by ``names`` ({key: name});
+        keys not in ``names`` keep their name."""
+        return OptionError(self.template, {**self.names, **{k: v for k, v in names.items() if k in self.names}})
+
+
+def brace_escaped(text: str) -> str:
+    """``text`` as a literal part of an :class:`OptionError` template."""
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
+def check_options(options: T) -> T:
+    """Check every field of the options dataclass instance ``options`` against its declared type,
+    choices and bounds, then its ``validate()`` if it has one; return ``options``. The first
+    problem is an :class:`OptionError` naming the field (``"strength is 1.5, must be at most
+    1.0"``). The ``checked()`` of every options dataclass is this."""
+    hints = typing.get_type_hints(type(options))
+    for f in dataclasses.fields(options):
+        problem = field_problem(f, getattr(options, f.name), hints[f.name])
+        if problem is not None:
+            raise OptionError.about(f.name, problem)
+    validate = getattr(options, "validate", None)
+    if validate is not None:
+        validate()
+    return options
+
+
+def _type_ok(value: Any, hint) -> bool:
     origin = typing.get_origin(hint)
     if hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif hint is str:
-        ok = isinstance(value, str)
-    elif origin in (list, tuple):
-        ok = isinstance(value, (list, tuple))
-    elif origin is typing.Union or str(origin) == "types.UnionType":
-        ok = any(_is_instance(value, a) for a in typing.get_args(hint))
-    else:
-        ok = True
-    if not ok:
-        expected = getattr(hint, "__name__", hint)
-        raise ConfigError(f"{source}: field '{name}' is {value!r} ({type(value).__name__}), expected {expected}")
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        return any(_is_instance(value, a) for a in typing.get_args(hint))
+    return True
 
 
 def _is_instance(value, t) -> bool:

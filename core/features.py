@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .config import bounded, check_options
 from .errors import InputError
 from .vgg import STYLE_LAYERS, VGGEncoder
 
@@ -97,8 +98,23 @@ class StyleFeatures:
                              move_opt(self.color_mean), move_opt(self.color_cov))
 
 
+@dataclass
+class StyleFeaturesOptions:
+    """The user-facing setting of :func:`compute_style_features`, declared once: the Style
+    Features node's input and the ``--style-size`` flag of ``ganstyle stylize`` and ``ganstyle
+    optimize`` are made from it and checked by :meth:`checked`."""
+    style_size: int = bounded(512, 16, 16384, doc="Long side, in pixels, the style images are resized to "
+                              "before their style is measured. Larger = larger brush strokes in the result.")
+
+    def checked(self) -> StyleFeaturesOptions:
+        """These options, checked against the field's bounds (an
+        :class:`~ganstyle.core.config.OptionError` naming the field otherwise)."""
+        return check_options(self)
+
+
 def compute_style_features(encoder: VGGEncoder, images: torch.Tensor | Sequence[torch.Tensor],
-                           weights: Sequence[float] | None = None, *, style_size: int | None = 512,
+                           weights: Sequence[float] | None = None, *,
+                           style_size: int | None = StyleFeaturesOptions.style_size,
                            layers: Sequence[str] = STYLE_LAYERS) -> StyleFeatures:
     """Blend the style statistics of one or more images.
 

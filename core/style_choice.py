@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from .config import OptionError
 from .errors import InputError
 from .features import StyleFeatures
 from .generator import StyleGenerator
@@ -68,13 +69,16 @@ def parse_style_spec(spec: StyleSpec) -> dict[str, float]:
     return weights
 
 
-def style_weights(generator: StyleGenerator, spec: StyleSpec) -> torch.Tensor:
-    """A style spec → (S,) float32 weights over the library's styles, summing to 1."""
+def style_weights(generator: StyleGenerator, spec: StyleSpec, option: str = "style",
+                  name: str | None = None) -> torch.Tensor:
+    """A style spec → (S,) float32 weights over the library's styles, summing to 1. A style the
+    library lacks is an :class:`~ganstyle.core.config.OptionError` about ``option`` (shown as
+    ``name``; front-ends put their own name for it)."""
     names = generator.style_names
     weights = parse_style_spec(spec)
     unknown = [n for n in weights if n not in names]
     if unknown:
-        raise InputError(f"unknown style(s) {unknown}; this library has {names}")
+        raise OptionError.about(option, f"is {spec!r}: unknown style(s) {unknown}; this library has {names}", name)
     vector = torch.tensor([weights.get(n, 0.0) for n in names], dtype=torch.float32)
     return vector / vector.sum()
 
@@ -96,7 +100,8 @@ def _region_shares(generator: StyleGenerator, size: tuple[int, int], batch: int,
     last, when ``style`` is given) per pixel, summing to 1, and (R, S) the style weights of each;
     maps = Σ_r share_r · styles_r. Full-resolution work stays at R channels, not S."""
     shares = region_shares(size, batch, style is not None, [mask for mask, _ in regions])
-    rows = [style_weights(generator, spec) for _, spec in regions]
+    rows = [style_weights(generator, spec, f"mask_style_{i + 1}", f"the style of mask {i + 1}")
+            for i, (_, spec) in enumerate(regions)]
     return shares, torch.stack(rows + ([] if style is None else [style_weights(generator, style)]))
 
 
@@ -144,8 +149,10 @@ def conditioned(generator: StyleGenerator, size: tuple[int, int], batch: int, st
     if generator.config.style_embedding:
         return _arbitrary(generator, size, batch, style, regions)
     if isinstance(style, StyleFeatures) or any(isinstance(spec, StyleFeatures) for _, spec in regions):
-        raise InputError("style features (an image's style) drive an arbitrary-style model (such as arbitrary-fast); "
-                         "this model's styles are fixed: give a style name, or load an arbitrary-style model")
+        from .models import default_any_style_model
+
+        raise InputError(f"style features (a painting's style) drive an any-style model; this model's styles are "
+                         f"fixed: give a style name, or load the any-style model '{default_any_style_model()}'")
     if not generator.config.num_styles:
         if style is not None or regions:
             raise InputError("this model has one style; styles and masks apply to a style library")

@@ -35,10 +35,12 @@ Device/dtype copies of the model and the CUDA graphs replayed for repeated whole
 (a small network at batch 1 is bound by kernel launches) live in :mod:`ganstyle.core.model_copies`.
 
 :class:`StylizeOptions` declares the user-facing settings once; the GAN Stylize node and the
-``ganstyle stylize`` command build their inputs from it.
+``ganstyle stylize`` command build their inputs from it and hand it to :func:`stylize` whole, which
+checks it (:meth:`StylizeOptions.checked`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import COLOR_MODES, apply_color_mode, match_palette
-from .config import bounded
+from .config import OptionError, bounded, brace_escaped, check_options
 from .decoder import EncoderDecoder
 from .device import PRECISIONS, memory_budget, resolve_device, resolve_dtype
 from .errors import InputError
@@ -99,11 +101,23 @@ class StylizeOptions:
                              "(its RGB mean and covariance). 0 = the model's colours, 1 = the "
                              "painting's; 0.5 is a good start when colours drift.")
 
-    def stylize_kwargs(self) -> dict:
-        """These settings as keyword arguments of :func:`stylize`."""
-        return dict(strength=self.strength, color_mode=self.color_mode, tile=self.tile_size or "auto",
-                    dtype=self.precision, tile_statistics=self.tile_statistics, overlap=self.overlap,
-                    palette=self.palette)
+    def validate(self) -> None:
+        """The rule between fields: a palette and a colour mode pull opposite ways."""
+        if float(self.palette) != 0.0 and self.color_mode != "none":
+            raise OptionError(f"{{palette}} (the painting's colours) and {{color_mode}} "
+                              f"{brace_escaped(repr(self.color_mode))} (the input's colours) pull opposite ways: "
+                              f"use one of them")
+
+    def checked(self) -> StylizeOptions:
+        """These options, every field checked against its declared bounds or choices (and
+        :meth:`validate`); a bad value raises :class:`~ganstyle.core.config.OptionError` naming
+        the field, e.g. ``"strength is 1.5, must be at most 1.0"``."""
+        return check_options(self)
+
+    def replaced(self, **changes) -> StylizeOptions:
+        """A copy with the fields in ``changes`` that are not None set (the keyword shortcuts of
+        :func:`stylize` and :class:`~ganstyle.core.video.VideoStylizer`)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 class _Engine:
@@ -294,63 +308,71 @@ class _Engine:
         return out.div_(weight_sum)
 
 
-def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str = "none", *,
-            tile: TileOption = "auto", overlap: int = DEFAULT_OVERLAP,
-            device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-            channels_last: bool | None = None, max_memory: int | None = None,
-            progress: ProgressCallback | None = None, cuda_graphs: bool = True,
-            tile_statistics: str = "exact", style: StyleSpec | None = None,
-            masks: Sequence[tuple[torch.Tensor, StyleSpec]] = (), palette: float = 0.0) -> torch.Tensor:
+def stylize(model, images: torch.Tensor, options: StylizeOptions | None = None, *,
+            style: StyleSpec | None = None, masks: Sequence[tuple[torch.Tensor, StyleSpec]] = (),
+            device: str | torch.device | None = None, progress: ProgressCallback | None = None,
+            tile: TileOption = "auto", dtype: str | torch.dtype | None = None, channels_last: bool | None = None,
+            max_memory: int | None = None, cuda_graphs: bool = True, strength: float | None = None,
+            color_mode: str | None = None, overlap: int | None = None, tile_statistics: str | None = None,
+            palette: float | None = None) -> torch.Tensor:
     """Stylise ``images`` with a style ``model``.
 
     model: a :class:`StyleGenerator` or a loaded style model (``core.models.StyleModel``).
     images: (B, 3, H, W) float in [0, 1], any H and W.
+    options: the user-facing settings (:class:`StylizeOptions`, checked here: a bad value raises
+    :class:`~ganstyle.core.config.OptionError` naming the field); default: their defaults.
+    ``strength``, ``color_mode``, ``overlap``, ``tile_statistics`` and ``palette`` are shortcuts:
+    given (not None), each replaces that field of ``options``. Their meaning (fields' docs):
     strength: 0..1; the output is ``strength · stylised + (1 − strength) · images`` (0 returns the
     input unchanged, without running the network).
     color_mode: ``"none"``, ``"luminance"`` (keep the input's colours, take the style's light/dark
     structure) or ``"histogram"`` (match the input's colour statistics).
-    tile: ``"auto"`` (tile only what does not fit the memory budget), ``None`` (never tile), or a
-    tile side in pixels (raised to at least twice the receptive-field halo + 64).
     overlap: pixels by which neighbouring tiles overlap and are feather-blended.
-    device: where the network runs (default: the model's device; ``"auto"``: CUDA > MPS > CPU).
-    dtype: a precision of :data:`~ganstyle.core.device.PRECISIONS` or a torch dtype; ``"auto"``
-    (or None): on CUDA fp16 for batches over 2048² pixels, else fp32 with TF32 convolutions; bf16
-    on CPUs with AMX; else fp32 (:func:`~ganstyle.core.device.resolve_dtype`).
-    channels_last: NHWC convolutions (default off: measured slower for these networks).
-    max_memory: activation bytes one forward pass may use (default: from free device memory).
-    progress: ``progress(done, total)`` after every forward pass; may raise to cancel.
-    cuda_graphs: on CUDA, replay captured graphs for repeated whole-image shapes.
     tile_statistics: for images larger than the memory budget, how instance-norm statistics are
     found: ``"exact"`` (gathered over the tiles, one partial pass per norm layer: the result equals
     the untiled one) or ``"thumbnail"`` (one pass over a downscaled copy: faster, approximate).
+    palette: 0..1, with style features (an arbitrary-style model) only: move the result's colours
+    this far to each painting's palette (:func:`~ganstyle.core.color.match_palette`; with masks,
+    each region to its own painting's).
+
     style: for a style library, the style(s) to apply: a name, ``"a:0.7, b:0.3"`` or ``{name:
     weight}`` (a blend; :mod:`ganstyle.core.style_choice`); with ``masks``, the style of what no
     mask covers. masks: ``[(mask, style), …]``, each mask (H, W)/(B, H, W)/(B, 1, H, W) in [0, 1]
     at any resolution, giving its region that style in the same single pass (soft edges blend).
-    palette: 0..1, with style features (an arbitrary-style model) only: move the result's colours
-    this far to each painting's palette (:func:`~ganstyle.core.color.match_palette`; with masks,
-    each region to its own painting's).
+    device: where the network runs (default: the model's device; ``"auto"``: CUDA > MPS > CPU).
+    progress: ``progress(done, total)`` after every forward pass; may raise to cancel.
+
+    Engine settings for library callers (they override ``options.tile_size`` / ``options.precision``):
+    tile: ``"auto"`` (as ``options.tile_size`` says: 0 tiles only what does not fit the memory
+    budget), ``None`` (never tile), or a tile side in pixels (raised to at least twice the
+    receptive-field halo + 64).
+    dtype: a precision of :data:`~ganstyle.core.device.PRECISIONS` or a torch dtype (default:
+    ``options.precision``); ``"auto"``: on CUDA fp16 for batches over 2048² pixels, else fp32 with
+    TF32 convolutions; bf16 on CPUs with AMX; else fp32 (:func:`~ganstyle.core.device.resolve_dtype`).
+    channels_last: NHWC convolutions (default off: measured slower for these networks).
+    max_memory: activation bytes one forward pass may use (default: from free device memory).
+    cuda_graphs: on CUDA, replay captured graphs for repeated whole-image shapes.
     Returns (B, 3, H, W) float32 in [0, 1] on ``images.device``.
     """
     _check_images(images)
-    if not isinstance(strength, (int, float)) or not 0.0 <= float(strength) <= 1.0:
-        raise InputError(f"strength must be a number in [0, 1], got {strength!r}")
-    if color_mode not in COLOR_MODES:
-        raise InputError(f"color_mode '{color_mode}' is not one of {list(COLOR_MODES)}")
+    options = (options or StylizeOptions()).replaced(
+        strength=strength, color_mode=color_mode, overlap=overlap, tile_statistics=tile_statistics,
+        palette=palette).checked()
     if not (tile is None or tile == "auto" or (isinstance(tile, int) and not isinstance(tile, bool) and tile > 0)):
         raise InputError(f"tile must be 'auto', None or a positive number of pixels, got {tile!r}")
-    if tile_statistics not in TILE_STATISTICS:
-        raise InputError(f"tile_statistics must be one of {list(TILE_STATISTICS)}, got {tile_statistics!r}")
-    if not isinstance(overlap, int) or overlap < 0:
-        raise InputError(f"overlap must be a non-negative number of pixels, got {overlap!r}")
-    palettes = style_palettes(style, masks, palette, color_mode)
+    if tile == "auto" and options.tile_size:
+        tile = options.tile_size
+    if dtype is None:
+        dtype = options.precision
+    strength = float(options.strength)
+    palettes = style_palettes(style, masks, options)
     images = images.float().clamp(0, 1)
-    if float(strength) == 0.0:
+    if strength == 0.0:
         return images.clone()
 
     generator = getattr(model, "generator", model)
     if isinstance(generator, EncoderDecoder):
-        stylised = _stylize_encoder_decoder(generator, images, style, masks, float(strength), tile, device, dtype,
+        stylised = _stylize_encoder_decoder(generator, images, style, masks, strength, tile, device, dtype,
                                             max_memory, progress)
         strength = 1.0   # applied in feature space, level by level
     else:
@@ -362,19 +384,19 @@ def stylize(model, images: torch.Tensor, strength: float = 1.0, color_mode: str 
         # NCHW is faster than NHWC for these small-channel networks, on GPUs and CPUs alike
         # (docs/benchmarks.md).
         runner = prepare_model(generator, run_device, run_dtype, bool(channels_last))
-        engine = _Engine(runner, run_device, run_dtype, bool(channels_last), tile, overlap, max_memory, progress,
-                         cuda_graphs, tile_statistics)
+        engine = _Engine(runner, run_device, run_dtype, bool(channels_last), tile, options.overlap, max_memory,
+                         progress, cuda_graphs, options.tile_statistics)
         # in [0, 1]: a sigmoid, or a convex blend of tiles
         maps = None if style_maps is None else style_maps.to(images.device)
         stylised = engine.run(images if maps is None else torch.cat([images, maps], 1))
     if palettes:
         shares = region_shares(images.shape[-2:], images.shape[0], style is not None,
                                [mask for mask, _ in masks]) if masks else None
-        stylised = match_palette(stylised, palettes, float(palette), shares)
-    if color_mode != "none":
-        stylised = apply_color_mode(stylised, images, color_mode).clamp_(0, 1)
-    if float(strength) < 1.0:
-        stylised = torch.lerp(images, stylised, float(strength))
+        stylised = match_palette(stylised, palettes, float(options.palette), shares)
+    if options.color_mode != "none":
+        stylised = apply_color_mode(stylised, images, options.color_mode).clamp_(0, 1)
+    if strength < 1.0:
+        stylised = torch.lerp(images, stylised, strength)
     return stylised
 
 
@@ -391,29 +413,23 @@ def _stylize_encoder_decoder(model, images, style, masks, strength, tile, device
                                    device=run_device, dtype=run_dtype, progress=progress)
 
 
-def style_palettes(style: StyleSpec | None, masks: Sequence[tuple[torch.Tensor, StyleSpec]], palette: float,
-                   color_mode: str = "none") -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The palettes ``stylize(palette=…)`` moves towards: [(RGB mean, covariance)] of each mask's
+def style_palettes(style: StyleSpec | None, masks: Sequence[tuple[torch.Tensor, StyleSpec]],
+                   options: StylizeOptions) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The palettes ``options.palette`` moves towards: [(RGB mean, covariance)] of each mask's
     style features, then the background's (the order of
-    :func:`~ganstyle.core.style_choice.region_shares`); [] when ``palette`` is 0. Raises
-    InputError for a palette without style features, or with a colour mode (they pull opposite ways)."""
-    if not isinstance(palette, (int, float)) or isinstance(palette, bool) or not 0.0 <= float(palette) <= 1.0:
-        raise InputError(f"palette must be a number in [0, 1], got {palette!r}")
-    if color_mode not in COLOR_MODES:
-        raise InputError(f"color_mode '{color_mode}' is not one of {list(COLOR_MODES)}")
-    if float(palette) == 0.0:
+    :func:`~ganstyle.core.style_choice.region_shares`); [] when the palette is 0. ``options``
+    are checked (:meth:`StylizeOptions.checked`). Raises InputError for a palette without style
+    features."""
+    if float(options.palette) == 0.0:
         return []
-    if color_mode != "none":
-        raise InputError(f"palette (the painting's colours) and colour preservation '{color_mode}' (the input's "
-                         f"colours; CLI --preserve-color) pull opposite ways: use one of them")
     specs = [spec for _, spec in masks] + ([] if style is None else [style])
     if not specs or not all(isinstance(spec, StyleFeatures) for spec in specs):
-        raise InputError("palette takes the painting's colours from its style features: it needs an "
-                         "arbitrary-style model given Style Features (CLI: --style-image) for the image and "
-                         "every mask")
+        raise OptionError("{palette} takes the painting's colours from its style features: it needs an "
+                          "arbitrary-style model given Style Features (CLI: --style-image) for the image and "
+                          "every mask")
     if any(spec.color_mean is None or spec.color_cov is None for spec in specs):
-        raise InputError("palette: these style features carry no colour statistics (recompute them with "
-                         "Style Features)")
+        raise OptionError("{palette}: these style features carry no colour statistics (recompute them with "
+                          "Style Features)")
     return [(spec.color_mean, spec.color_cov) for spec in specs]
 
 

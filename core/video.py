@@ -13,7 +13,9 @@ remedies, both cheap:
    scene was hidden, the frame's own result is used). Textures then stay attached to the scene.
 
 Frames stream through :class:`VideoStylizer` one at a time, so a clip of any length runs in the
-memory of one frame (plus the previous one).
+memory of one frame (plus the previous one). Its settings travel whole: :class:`VideoOptions` (the
+temporal ones) and :class:`~ganstyle.core.stylize.StylizeOptions` (strength, colour mode, palette,
+precision), each checked once, by its ``checked()``.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from .color import apply_color_mode, map_between, match_palette
-from .config import bounded
+from .config import bounded, check_options
 from .decoder import EncoderDecoder
 from .decoder_stylize import ClipMoments, stylize_encoder_decoder
 from .device import resolve_device, resolve_dtype
@@ -33,7 +35,7 @@ from .generator import StyleGenerator
 from .model_copies import prepare_model
 from .norm_statistics import NormStatistics
 from .style_choice import StyleSpec, conditioned
-from .stylize import style_palettes
+from .stylize import StylizeOptions, style_palettes
 
 STATISTICS = ("clip", "frame")
 
@@ -51,39 +53,53 @@ class VideoOptions:
     flow_preset: str = bounded("fast", choices=PRESETS, doc="OpenCV DIS optical-flow preset: ultrafast, fast, "
                                "medium or fine (each slower and more accurate than the one before).")
 
+    def checked(self) -> VideoOptions:
+        """These options, every field checked against its declared bounds or choices; a bad value
+        raises :class:`~ganstyle.core.config.OptionError` naming the field, e.g. ``"temporal is
+        0.99, must be at most 0.98"``."""
+        return check_options(self)
+
 
 class VideoStylizer:
     """Call with each frame in order; returns its stylised frame.
 
     model: a style model or generator; frame: (1, 3, H, W) or (3, H, W) float in [0, 1], every
-    frame the same size. Returns (1, 3, H, W) float32 in [0, 1] on the CPU. strength, color_mode,
-    style and palette: as for :func:`~ganstyle.core.stylize.stylize`; the palette is matched before
-    the temporal blend, with one colour map for the clip under clip statistics (per frame under
+    frame the same size. Returns (1, 3, H, W) float32 in [0, 1] on the CPU.
+    options: the temporal settings (:class:`VideoOptions`); stylize_options: strength,
+    color_mode, palette and precision as for :func:`~ganstyle.core.stylize.stylize` (a frame runs
+    whole: the tile settings do not apply); both checked here, a bad value raises
+    :class:`~ganstyle.core.config.OptionError` naming the field. ``strength``, ``color_mode`` and
+    ``palette`` are shortcuts: given (not None), each replaces that field of ``stylize_options``.
+    style: as for :func:`~ganstyle.core.stylize.stylize`; dtype: a precision name or torch dtype
+    overriding ``stylize_options.precision``. The palette is matched before the temporal blend,
+    with one colour map for the clip under clip statistics (per frame under
     ``statistics="frame"``).
     """
 
-    def __init__(self, model, options: VideoOptions | None = None, *, strength: float = 1.0,
-                 color_mode: str = "none", style: StyleSpec | None = None, device=None, dtype=None,
-                 palette: float = 0.0):
-        self.options = options or VideoOptions()
-        self.palettes = style_palettes(style, (), palette, color_mode)
-        self.palette = float(palette)
+    def __init__(self, model, options: VideoOptions | None = None, stylize_options: StylizeOptions | None = None,
+                 *, style: StyleSpec | None = None, device=None, dtype=None, strength: float | None = None,
+                 color_mode: str | None = None, palette: float | None = None):
+        self.options = (options or VideoOptions()).checked()
+        self.stylize_options = stylizing = (stylize_options or StylizeOptions()).replaced(
+            strength=strength, color_mode=color_mode, palette=palette).checked()
+        self.palettes = style_palettes(style, (), stylizing)
+        self.palette = float(stylizing.palette)
         self._colour_frames: list[tuple[torch.Tensor, torch.Tensor]] = []   # (mean, second moment) pooled
         self._colour_maps = None
         generator = getattr(model, "generator", model)
-        self.strength, self.color_mode = float(strength), color_mode
+        self.strength, self.color_mode = float(stylizing.strength), stylizing.color_mode
         self.encoder_decoder = None
         if isinstance(generator, EncoderDecoder):
             # fused level by level: strength acts in feature space, clip statistics are feature moments
             self.encoder_decoder, self.style, self.strength = generator, style, 1.0
-            self.feature_strength = float(strength)
+            self.feature_strength = float(stylizing.strength)
             self.clip_moments = ClipMoments(self.options.statistics_frames)
         elif not isinstance(generator, StyleGenerator):
             raise InputError(f"expected a style model (StyleGenerator), got {type(model).__name__}")
         else:
             generator, _ = conditioned(generator, (1, 1), 1, style)
         self.device = resolve_device(device) if device is not None else next(generator.parameters()).device
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype = resolve_dtype(stylizing.precision if dtype is None else dtype, self.device)
         self.runner = None if self.encoder_decoder else prepare_model(generator, self.device, self.dtype)
         self.flow = FlowEstimator(self.options.flow_preset) if self.options.temporal > 0 else None
         self.size: tuple[int, int] | None = None
@@ -198,9 +214,10 @@ class VideoStylizer:
 
 
 def stylize_frames(model, frames: Iterable[torch.Tensor], options: VideoOptions | None = None,
-                   **kwargs) -> Iterator[torch.Tensor]:
-    """Stylise a stream of frames (see :class:`VideoStylizer`), yielding each result in turn."""
-    stylizer = VideoStylizer(model, options, **kwargs)
+                   stylize_options: StylizeOptions | None = None, **kwargs) -> Iterator[torch.Tensor]:
+    """Stylise a stream of frames (see :class:`VideoStylizer`, which takes ``kwargs``), yielding
+    each result in turn."""
+    stylizer = VideoStylizer(model, options, stylize_options, **kwargs)
     try:
         for frame in frames:
             yield stylizer(frame)

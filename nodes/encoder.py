@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from ..core.device import FIXED_PRECISIONS
-from ..core.features import blend_style_features, compute_style_features
+from ..core.features import StyleFeaturesOptions, blend_style_features, compute_style_features
 from ..core.hub import registry_names
 from ..core.images import comfy_to_bchw
 from ..core.vgg import load_vgg_encoder
 from . import comfy_env
+from .options import option_inputs
 
 
 class LoadVGGEncoder:
@@ -42,9 +43,7 @@ class StyleFeaturesNode:
             "encoder": ("VGG_ENCODER", {"tooltip": "From Load VGG Encoder (ganstyle)."}),
             "style_images": ("IMAGE", {"tooltip": "One or more style images (a batch). Several images are "
                                                   "blended into one style."}),
-            "style_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 32,
-                                   "tooltip": "Long side, in pixels, the style images are resized to. Larger = "
-                                              "larger brush strokes in the result."}),
+            **option_inputs(StyleFeaturesOptions, ("style_size",), {"style_size": {"step": 32}}),
         }, "optional": {
             "blend_weights": ("STRING", {"default": "", "tooltip": "Comma-separated weight per style image, e.g. "
                                                                    "'0.7, 0.3'. Empty = equal weights."}),
@@ -59,8 +58,10 @@ class StyleFeaturesNode:
 
     @comfy_env.reports_user_errors
     def compute(self, encoder, style_images, style_size, blend_weights=""):
+        options = StyleFeaturesOptions(style_size=style_size).checked()
         weights = parse_weights(blend_weights)
-        return (compute_style_features(encoder, comfy_to_bchw(style_images), weights, style_size=style_size),)
+        return (compute_style_features(encoder, comfy_to_bchw(style_images), weights,
+                                       style_size=options.style_size),)
 
 
 class BlendStyleFeatures:

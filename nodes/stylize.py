@@ -22,7 +22,7 @@ from ..core.models import (
 from ..core.stylize import StylizeOptions, stylize
 from ..core.video import VideoOptions, VideoStylizer
 from . import comfy_env
-from .options import option_inputs, options_from_inputs
+from .options import input_names, inputs_named, option_inputs, options_from_inputs
 
 # Widget order is part of saved UI workflows: append new inputs at the end of STYLIZE_OPTIONAL.
 STYLIZE_REQUIRED = ("strength", ("preserve_color", "color_mode"))
@@ -40,24 +40,28 @@ LIBRARY_INPUTS = {
     "mask_2": ("MASK", {"tooltip": "A second region, for mask_style_2."}),
     "mask_style_2": ("STRING", {"default": "", "tooltip": "The style (or blend) for mask_2."}),
 }
-# For video (a batch of frames in order), appended after LIBRARY_INPUTS.
-VIDEO_INPUTS = {
-    "temporal": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.98, "step": 0.05,
-                           "tooltip": "0 = every image on its own. Above 0 the batch is a video clip (frames in "
-                                      "order): the clip shares its normalisation statistics (tone and colour do not "
-                                      "pump) and this much of the previous stylised frame, moved along the optical "
-                                      "flow, is kept where the scene is visible in both: no flicker. 0.5 is a good "
-                                      "start."}),
-}
+# For video (a batch of frames in order), appended after LIBRARY_INPUTS: VideoOptions' fields. The
+# widget keeps the default saved workflows have (0: not a clip), and says what 0 means here.
+VIDEO_NAMES = ("temporal",)
+VIDEO_WIDGETS = {"temporal": {"default": 0.0, "step": 0.05,
+                              "tooltip": "0 = every image on its own. Above 0 the batch is a video clip (frames in "
+                                         "order): the clip shares its normalisation statistics (tone and colour do "
+                                         "not pump) and this much of the previous stylised frame, moved along the "
+                                         "optical flow, is kept where the scene is visible in both: no flicker. 0.5 "
+                                         "is a good start."}}
+VIDEO_INPUTS = option_inputs(VideoOptions, VIDEO_NAMES, VIDEO_WIDGETS)
 # For arbitrary-style models (any style image in one pass), appended after VIDEO_INPUTS.
+ARBITRARY_OPTIONS = ("palette",)
 ARBITRARY_INPUTS = {
     "style_features": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models (such as arbitrary-fast): the style to "
                                           "apply, from Style Features (any painting, one pass; Blend Style Features "
                                           "for mixes). With masks: the style of what no mask covers."}),
     "mask_features": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models: the style for mask."}),
     "mask_features_2": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models: the style for mask_2."}),
-    **option_inputs(StylizeOptions, ("palette",), {"palette": {"step": 0.05}}),
+    **option_inputs(StylizeOptions, ARBITRARY_OPTIONS, {"palette": {"step": 0.05}}),
 }
+# The node's name for each option (the core's refusals name fields; a few inputs are named otherwise).
+INPUT_NAMES = input_names(STYLIZE_REQUIRED, STYLIZE_OPTIONAL, VIDEO_NAMES, ARBITRARY_OPTIONS)
 # Our own link type and names: ComfyUI's core has a "Load Style Model" (StyleModelLoader) whose
 # output type is STYLE_MODEL (Flux Redux / T2I style adapters), a different kind of model.
 MODEL_TYPE = "GANSTYLE_MODEL"
@@ -164,16 +168,26 @@ class GANStylize:
         return True
 
     @comfy_env.reports_user_errors
+    @inputs_named(INPUT_NAMES)      # the core's refusals of an option, with this node's input names
     def stylize(self, style_model, images, style="", mask=None, mask_style="", mask_2=None, mask_style_2="",
-                temporal=0.0, style_features=None, mask_features=None, mask_features_2=None, **inputs):
+                style_features=None, mask_features=None, mask_features_2=None, **inputs):
         if not isinstance(style_model, (StyleModel, StyleGenerator, EncoderDecoder)):
             kind = type(style_model)
             raise GanstyleError(not_our_model(f"{kind.__module__}.{kind.__qualname__}"))
-        options = options_from_inputs(StylizeOptions, STYLIZE_REQUIRED + STYLIZE_OPTIONAL + ("palette",), inputs)
+        options = options_from_inputs(StylizeOptions, STYLIZE_REQUIRED + STYLIZE_OPTIONAL + ARBITRARY_OPTIONS,
+                                      inputs, STYLIZE_WIDGETS)
+        # checked here (not only in the clip path) so a single image refuses a bad temporal too
+        video = options_from_inputs(VideoOptions, VIDEO_NAMES, inputs, VIDEO_WIDGETS).checked()
         pick = lambda features, text: text if features is None else features  # noqa: E731
         choice = style_choice(style_model, pick(style_features, style),
                               [(mask, pick(mask_features, mask_style), "mask"),
                                (mask_2, pick(mask_features_2, mask_style_2), "mask_2")])
+        # the core numbers the styles of the masks it gets (mask_style_1, …): the connected ones
+        connected = [name for m, name in ((mask, "mask_style"), (mask_2, "mask_style_2")) if m is not None]
+        with inputs_named({f"mask_style_{i + 1}": name for i, name in enumerate(connected)}):
+            return self._run(style_model, images, options, video, choice)
+
+    def _run(self, style_model, images, options: StylizeOptions, video: VideoOptions, choice: dict):
         x = comfy_to_bchw(images)
         bar = comfy_env.Progress(1)
 
@@ -183,26 +197,25 @@ class GANStylize:
             bar.update(done)
 
         comfy_env.throw_if_interrupted()
-        if temporal > 0 and x.shape[0] > 1:
-            return (bchw_to_comfy(stylize_clip(style_model, x, temporal, options, choice, progress)),)
+        if video.temporal > 0 and x.shape[0] > 1:
+            return (bchw_to_comfy(stylize_clip(style_model, x, video, options, choice, progress)),)
         # ComfyUI runs nodes under inference_mode; core.stylize needs no autograd, so that is fine.
         # The model stays on the offload device; stylize() makes the device copy, dropped after
         # the run so nothing is left on the GPU (CUDA graphs only pay off when kept, so: off).
         try:
-            out = stylize(style_model, x, **options.stylize_kwargs(), **choice, device=comfy_env.torch_device(),
-                          progress=progress, cuda_graphs=False)
+            out = stylize(style_model, x, options, **choice, device=comfy_env.torch_device(), progress=progress,
+                          cuda_graphs=False)
         finally:
             release_device_copies(style_model)
         return (bchw_to_comfy(out),)
 
 
-def stylize_clip(style_model, frames, temporal: float, options: StylizeOptions, choice: dict, progress):
+def stylize_clip(style_model, frames, video: VideoOptions, options: StylizeOptions, choice: dict, progress):
     """A batch of frames as one clip (core.video): shared statistics and flow-guided blending."""
     if choice.get("masks"):
         raise GanstyleError("masks apply to single images; for a clip, leave mask unconnected")
-    stylizer = VideoStylizer(style_model, VideoOptions(temporal=temporal), strength=options.strength,
-                             color_mode=options.color_mode, style=choice.get("style"),
-                             device=comfy_env.torch_device(), dtype=options.precision, palette=options.palette)
+    stylizer = VideoStylizer(style_model, video, options, style=choice.get("style"),
+                             device=comfy_env.torch_device())
     out = torch.empty_like(frames)
     try:
         for i in range(frames.shape[0]):

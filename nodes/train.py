@@ -8,11 +8,18 @@ import torch
 from ..core.errors import GanstyleError
 from ..core.images import comfy_to_bchw, save_image
 from ..core.models import load_style_model
-from ..core.training.config import TrainConfig
+from ..core.training.config import TrainConfig, check_given
 from . import comfy_env
+from .options import option_inputs, values_from_inputs
 from .stylize import MODEL_TYPE
 
 PREVIEW_EVERY = 25   # steps between preview images
+# TrainConfig's fields (their bounds); the widgets keep the defaults saved workflows have.
+REQUIRED = ("steps",)
+OPTIONAL = ("image_size",)
+WIDGETS = {"steps": {"default": 500, "step": 50,
+                     "tooltip": "Training steps. On a CPU about a second each; on a GPU a few ms."},
+           "image_size": {"step": 32, "tooltip": "Training crop size in pixels."}}
 
 
 class TrainStyle:
@@ -24,8 +31,7 @@ class TrainStyle:
                                                   "all are learnt as one style)."}),
             "name": ("STRING", {"default": "my-style", "tooltip": "The new model's folder in "
                                 "models/style_transfer (its training run is kept beside it, as NAME.run)."}),
-            "steps": ("INT", {"default": 500, "min": 1, "max": 1_000_000, "step": 50,
-                              "tooltip": "Training steps. On a CPU about a second each; on a GPU a few ms."}),
+            **option_inputs(TrainConfig, REQUIRED, WIDGETS),
         }, "optional": {
             "content_images": ("IMAGE", {"tooltip": "Photos to learn on (a batch). Or give content_folder."}),
             "content_folder": ("STRING", {"default": "", "tooltip": "A folder of photos to learn on (searched "
@@ -33,8 +39,7 @@ class TrainStyle:
             "base": ("STRING", {"default": "", "tooltip": "A style library (registry name or folder): the new style "
                                 "then trains only its own norm parameters on the library's frozen network (fast). "
                                 "Empty: fine-tune the shipped base generator base-fast."}),
-            "image_size": ("INT", {"default": 256, "min": 64, "max": 1024, "step": 32,
-                                   "tooltip": "Training crop size in pixels."}),
+            **option_inputs(TrainConfig, OPTIONAL, WIDGETS),
         }}
 
     RETURN_TYPES = (MODEL_TYPE,)
@@ -47,10 +52,12 @@ class TrainStyle:
                    "with the same inputs to continue where it stopped.")
 
     @comfy_env.reports_user_errors
-    def train(self, encoder, style_images, name, steps, content_images=None, content_folder="", base="",
-              image_size=256):
+    def train(self, encoder, style_images, name, content_images=None, content_folder="", base="", **inputs):
         from ..core.trainer import Trainer
 
+        settings = values_from_inputs(TrainConfig, REQUIRED + OPTIONAL, inputs, WIDGETS)
+        check_given(settings)       # TrainConfig's bounds, before anything is written
+        steps = settings["steps"]
         name = name.strip()
         if not name or any(c in name for c in '/\\:') or name.startswith("."):
             raise GanstyleError(f"name '{name}' must be a plain folder name (no slashes)")
@@ -61,8 +68,7 @@ class TrainStyle:
         content = _content_source(run, content_images, content_folder)
         style = _write_images(run / "inputs" / "style", style_images)
         init_from, base = _start(base.strip())
-        config = TrainConfig(content=content, style=style, out=str(run), steps=steps, image_size=image_size,
-                             init_from=init_from, base=base,
+        config = TrainConfig(content=content, style=style, out=str(run), **settings, init_from=init_from, base=base,
                              # on a library: the style file's style is `name` (TrainConfig gives it the
                              # new-style defaults)
                              **({"style_info": {name: {}}} if base else {}),

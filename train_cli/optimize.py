@@ -39,6 +39,7 @@ DEFAULT_ENCODER = "vgg19"   # the Load VGG Encoder node's default
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..core.features import StyleFeaturesOptions
     from ..core.optimize import OptimizeOptions
     from .options import add_config_arguments, field_doc
 
@@ -59,9 +60,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     style.add_argument("--style-image", action="append", required=True, metavar="IMAGE[:WEIGHT]",
                        help="the style image; repeat to blend several (blend weights after ':', default equal), "
                             "e.g. --style-image a.jpg:0.7 --style-image b.jpg:0.3")
-    style.add_argument("--style-size", type=int, default=512, metavar="PX",
-                       help="long side the style images are scaled to before measuring (default 512; larger = "
-                            "larger brush strokes)")
+    style.add_argument("--style-size", type=int, default=None, metavar="PX",
+                       help=f"{field_doc(StyleFeaturesOptions, 'style_size')} (default "
+                            f"{StyleFeaturesOptions.style_size})")
     style.add_argument("--encoder", default=DEFAULT_ENCODER, metavar="REF",
                        help="VGG encoder that measures content and style: registry name, .safetensors file or "
                             f"Hugging Face Hub repo 'org/name[@revision]' (default {DEFAULT_ENCODER})")
@@ -100,6 +101,18 @@ def build_options(args: argparse.Namespace):
     except ConfigError as e:   # "OptimizeOptions: field 'long_side' is …" → "--long-side is …"
         message = str(e).removeprefix("OptimizeOptions: ")
         raise InputError(re.sub(r"field '(\w+)'", lambda m: _flag(m.group(1)), message)) from None
+
+
+def style_features_options(args: argparse.Namespace):
+    """The checked StyleFeaturesOptions (--style-size) of the command line."""
+    from ..core.config import OptionError
+    from ..core.features import StyleFeaturesOptions
+    from .options import options_from_args
+
+    try:
+        return StyleFeaturesOptions(**options_from_args(args, StyleFeaturesOptions)).checked()
+    except OptionError as e:   # "style_size is 8, …" → "--style-size is 8, …"
+        raise e.renamed({"style_size": "--style-size"}) from None
 
 
 def _flag(field: str) -> str:
@@ -214,8 +227,7 @@ def main(args) -> int:
 
     # Everything is checked before anything is written.
     options = build_options(args)
-    if not 16 <= args.style_size <= 16384:
-        raise InputError(f"--style-size must be between 16 and 16384 pixels, got {args.style_size}")
+    style_options = style_features_options(args)
     plan = plan_outputs(collect_inputs(args.inputs), Path(args.out).expanduser())
     existing = [dst for _, dst in plan if dst.exists()]
     if existing and not args.overwrite:
@@ -229,7 +241,7 @@ def main(args) -> int:
     device = resolve_device(args.device)
     encoder = load_vgg_encoder(args.encoder, device=device, cache_dir=args.cache_dir)
     print(f"encoder: {encoder.arch} ({encoder.source}) on {device}", file=sys.stderr)
-    style = compute_style_features(encoder, images, weights, style_size=args.style_size)
+    style = compute_style_features(encoder, images, weights, style_size=style_options.style_size)
     work = _Work([core_optimize.plan_scales(*size, options) for size in sizes if size is not None])
 
     def run(image, progress):

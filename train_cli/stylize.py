@@ -9,12 +9,16 @@ import argparse
 import sys
 from pathlib import Path
 
+# The flag of each option whose flag is not ``--field-name`` (the core's refusals name fields).
+FLAG_NAMES = {"color_mode": "--preserve-color", "tile_size": "--tile", "precision": "--precision"}
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..core.color import COLOR_MODES
+    from ..core.features import StyleFeaturesOptions
     from ..core.stylize import StylizeOptions
     from ..core.video import VideoOptions
-    from .options import add_config_arguments
+    from .options import add_config_arguments, field_doc
 
     p = subparsers.add_parser(
         "stylize", help="stylise images with a trained style model",
@@ -52,9 +56,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            help="VGG encoder that measures the style images: the one the model reads (its model "
                                 "card names it): registry name, .safetensors file or Hub repo (default: the "
                                 "model's own when the registry knows it, e.g. vgg16-hed, else vgg19)")
-    arbitrary.add_argument("--style-size", type=int, default=512, metavar="PX",
-                           help="long side the style images are scaled to before measuring (default 512; "
-                                "larger = finer strokes)")
+    arbitrary.add_argument("--style-size", type=int, default=None, metavar="PX",
+                           help=f"{field_doc(StyleFeaturesOptions, 'style_size')} (default "
+                                f"{StyleFeaturesOptions.style_size})")
     p.add_argument("--tile", default="auto", metavar="auto|none|PX",
                    help="tile side in pixels; 'auto' tiles only images that do not fit in memory, 'none' "
                         "never tiles (default auto)")
@@ -70,7 +74,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     # --strength, --overlap, --dtype/--precision, --tile-statistics, --palette: from StylizeOptions
     add_config_arguments(p, StylizeOptions, exclude=("color_mode", "tile_size"),
                          groups={"stylize options": ("strength", "precision", "tile_statistics", "overlap", "palette")},
-                         flags={"precision": ["--dtype", "--precision"]},
+                         flags={"precision": ["--dtype", FLAG_NAMES["precision"]]},
                          metavars={"strength": "S", "overlap": "PX", "palette": "P"})
     video = p.add_argument_group("video (a video file, or a folder of frames with --video)")
     video.add_argument("--video", action="store_true",
@@ -131,9 +135,10 @@ def load_mask(path: str):
     return torch.from_numpy(array.copy())
 
 
-def style_features_for(args, model, device):
+def style_features_for(args, model, device, features_options=None):
     """--style-image (and, for an arbitrary-style model, each --mask's image) → (style, masks) for
-    stylize(): StyleFeatures measured with --encoder. Other models: the names as given."""
+    stylize(): StyleFeatures measured with --encoder at ``features_options.style_size`` (default:
+    --style-size). Other models: the names as given."""
     from ..core.errors import InputError
     from ..core.features import compute_style_features
     from ..core.hub import encoder_for_identity
@@ -142,6 +147,7 @@ def style_features_for(args, model, device):
     from ..core.vgg import load_vgg_encoder
 
     masks = [parse_mask(text) for text in args.mask]
+    features_options = features_options or checked_options(args)[2]
     if not takes_style_features(model):
         if args.style_image:
             raise InputError(f"--style-image needs an any-style model (such as {default_any_style_model()}); "
@@ -166,7 +172,7 @@ def style_features_for(args, model, device):
             except FileNotFoundError:
                 raise InputError(f"style image not found: {path}") from None
             weights.append(float(weight))
-        return compute_style_features(encoder, images, weights, style_size=args.style_size)
+        return compute_style_features(encoder, images, weights, style_size=features_options.style_size)
 
     style = features(args.style_image) if args.style_image else None
     return style, [(mask, features([spec])) for mask, spec in masks]
@@ -239,17 +245,40 @@ def load_model(args, device):
     return model
 
 
-def stylize_clip(args) -> int:
+def checked_options(args):
+    """(StylizeOptions, VideoOptions, StyleFeaturesOptions) of the command line, checked (what is
+    not given keeps the field's default); a bad value raises the core's
+    :class:`~ganstyle.core.config.OptionError`, which :func:`main` words with the flag's name."""
+    from ..core.features import StyleFeaturesOptions
+    from ..core.stylize import StylizeOptions
+    from ..core.video import VideoOptions
+    from .options import options_from_args
+
+    return tuple(cls(**options_from_args(args, cls)).checked()
+                 for cls in (StylizeOptions, VideoOptions, StyleFeaturesOptions))
+
+
+def flag_names() -> dict[str, str]:
+    """{option (field name): its flag} for the options this command takes."""
+    import dataclasses
+
+    from ..core.features import StyleFeaturesOptions
+    from ..core.stylize import StylizeOptions
+    from ..core.video import VideoOptions
+
+    fields = [f.name for cls in (StylizeOptions, VideoOptions, StyleFeaturesOptions) for f in dataclasses.fields(cls)]
+    return {name: FLAG_NAMES.get(name, f"--{name.replace('_', '-')}") for name in [*fields, "style"]}
+
+
+def stylize_clip(args, options, video, features) -> int:
     """One clip (a video file, or a frame folder with --video) → a video file or a frame folder,
     frame by frame in bounded memory, with the temporal settings of VideoOptions."""
     from tqdm import tqdm
 
     from ..core.device import resolve_device
     from ..core.errors import InputError
-    from ..core.stylize import StylizeOptions
-    from ..core.video import VideoOptions, VideoStylizer
+    from ..core.video import VideoStylizer
     from ..core.video_io import FrameWriter, read_frames
-    from .options import options_from_args
 
     if len(args.inputs) != 1:
         raise InputError(f"a clip is one video file or one folder of frames, got {len(args.inputs)} inputs")
@@ -260,11 +289,8 @@ def stylize_clip(args) -> int:
         raise InputError(f"{out} already exists; pass --overwrite to replace it")
     device = resolve_device(args.device)
     model = load_model(args, device)
-    options = StylizeOptions(**options_from_args(args, StylizeOptions))
-    style, _ = style_features_for(args, model, device)
-    stylizer = VideoStylizer(model, VideoOptions(**options_from_args(args, VideoOptions)), strength=options.strength,
-                             color_mode=options.color_mode, style=style, device=device, dtype=options.precision,
-                             palette=options.palette)
+    style, _ = style_features_for(args, model, device, features)
+    stylizer = VideoStylizer(model, video, options, style=style, device=device)
     frames, fps = read_frames(args.inputs[0])
     try:
         with FrameWriter(out, fps) as writer:
@@ -279,15 +305,24 @@ def stylize_clip(args) -> int:
 
 
 def main(args) -> int:
+    from ..core.config import OptionError
+
+    try:
+        return _stylize(args)
+    except OptionError as e:      # the core's refusal of an option, said with its flag
+        raise e.renamed(flag_names()) from None
+
+
+def _stylize(args) -> int:
     from ..core.device import resolve_device
     from ..core.errors import InputError
-    from ..core.stylize import StylizeOptions, stylize
+    from ..core.stylize import stylize
     from ..core.video_io import is_video_file
-    from .options import options_from_args
 
     tile = parse_tile(args.tile)
+    options, video, features = checked_options(args)     # before anything is loaded or written
     if args.video or any(is_video_file(i) for i in args.inputs):
-        return stylize_clip(args)
+        return stylize_clip(args, options, video, features)
     plan = plan_outputs(collect_inputs(args.inputs), Path(args.out).expanduser())
     existing = [dst for _, dst in plan if dst.exists()]
     if existing and not args.overwrite:
@@ -296,10 +331,9 @@ def main(args) -> int:
     device = resolve_device(args.device)
     # the model is loaded once in fp32; stylize() converts (and remembers) per precision
     model = load_model(args, device)
-    style, masks = style_features_for(args, model, device)
-    settings = {**StylizeOptions(**options_from_args(args, StylizeOptions)).stylize_kwargs(), "tile": tile,
-                "style": style, "masks": masks}
-    skipped = stylize_files(plan, lambda image: stylize(model, image, device=device, **settings))
+    style, masks = style_features_for(args, model, device, features)
+    skipped = stylize_files(plan, lambda image: stylize(model, image, options, style=style, masks=masks, tile=tile,
+                                                        device=device))
     written = len(plan) - len(skipped)
     if skipped:
         example = f"{skipped[0][1]}"

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import bounded, config_from_dict, config_to_dict
+from ..config import bounded, check_fields, config_from_dict, config_to_dict
 from ..device import MIXED_PRECISION_MODES
 from ..discriminator import DiscriminatorConfig
 from ..errors import ConfigError
@@ -234,9 +234,18 @@ class TrainConfig:
         return {k: v for k, v in shown.items() if not k.startswith("_")}
 
 
+SOURCE = "training options"   # how refusals name the options ("training options: field 'steps' is 0, …")
+
+
 def validated(config: TrainConfig) -> TrainConfig:
     """Re-build ``config`` through the strict ``config.json`` validator (types and bounds)."""
-    return config_from_dict(TrainConfig, config_to_dict(config), source="training options")
+    return config_from_dict(TrainConfig, config_to_dict(config), source=SOURCE)
+
+
+def check_given(values: dict) -> None:
+    """Check some options ({field: value}) against their fields' types and bounds, with the words
+    of :func:`validated`, before a front-end does any work (a TrainConfig needs every input)."""
+    check_fields(TrainConfig, values, SOURCE)
 
 
 def load_options(path: Path, *, what: str = "cannot resume this run") -> TrainConfig:

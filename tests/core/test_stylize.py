@@ -1,3 +1,4 @@
+import re
 import threading
 
 import pytest
@@ -9,7 +10,7 @@ from ganstyle.core.device import AUTO_FP16_PIXELS, resolve_dtype
 from ganstyle.core.errors import InputError
 from ganstyle.core.generator import NormStatistics, StyleGenerator
 from ganstyle.core.model_copies import prepare_model, release_device_copies
-from ganstyle.core.stylize import stylize
+from ganstyle.core.stylize import StylizeOptions, stylize
 from ganstyle.core.tiles import TilePlan, tile_spans
 
 from helpers import tiny_config
@@ -85,10 +86,10 @@ def test_tile_spans_cover_and_align():
 def test_strength_and_color_mode():
     g = _model(FAST_LIKE)
     x = _images(h=40, w=48)
-    assert torch.equal(stylize(g, x, 0.0), x)
-    full = stylize(g, x, 1.0)
-    torch.testing.assert_close(stylize(g, x, 0.25), 0.25 * full + 0.75 * x, atol=1e-6, rtol=0)
-    lum = stylize(g, x, 1.0, "luminance")
+    assert torch.equal(stylize(g, x, strength=0.0), x)
+    full = stylize(g, x, strength=1.0)
+    torch.testing.assert_close(stylize(g, x, StylizeOptions(strength=0.25)), 0.25 * full + 0.75 * x, atol=1e-6, rtol=0)
+    lum = stylize(g, x, StylizeOptions(color_mode="luminance"))
     torch.testing.assert_close(lum, apply_color_mode(full, x, "luminance").clamp(0, 1), atol=1e-6, rtol=0)
     assert (lum - full).abs().mean() > 1e-3
 
@@ -227,11 +228,11 @@ def test_progress_and_cancel():
     ({"images": torch.rand(1, 4, 8, 8)}, r"got \(1, 4, 8, 8\)"),
     ({"images": torch.full((1, 3, 8, 8), float("nan"))}, "NaN"),
     ({"images": torch.zeros(0, 3, 8, 8)}, "empty"),
-    ({"strength": 1.5}, r"strength must be a number in \[0, 1\], got 1.5"),
-    ({"color_mode": "sepia"}, "color_mode 'sepia'"),
+    ({"strength": 1.5}, r"^strength is 1.5, must be at most 1.0$"),
+    ({"color_mode": "sepia"}, r"^color_mode is 'sepia', expected one of \['none', 'luminance', 'histogram'\]$"),
     ({"tile": -5}, "tile must be"),
     ({"dtype": "fp8"}, "dtype 'fp8'"),
-    ({"overlap": -1}, "overlap must be"),
+    ({"overlap": -1}, "^overlap is -1, must be at least 0$"),
 ])
 def test_bad_inputs(kwargs, pattern):
     g = _model(FAST_LIKE)
@@ -240,6 +241,51 @@ def test_bad_inputs(kwargs, pattern):
         stylize(g, **args)
     with pytest.raises(InputError, match="expected a style model"):
         stylize(torch.nn.Conv2d(3, 3, 1), _images(h=8, w=8))
+
+
+def test_options_travel_whole_and_the_keywords_are_shortcuts_for_their_fields():
+    """stylize(options) and stylize(field=…) are the same settings; options.tile_size and
+    options.precision reach the engine unless tile=/dtype= override them."""
+    g = _model(FAST_LIKE)
+    x = _images(h=120, w=100)
+    options = StylizeOptions(strength=0.6, color_mode="luminance", overlap=8, precision="fp32")
+    torch.testing.assert_close(stylize(g, x, options),
+                               stylize(g, x, strength=0.6, color_mode="luminance", overlap=8, dtype="fp32"),
+                               atol=0, rtol=0)
+    # a shortcut replaces its field of the options given
+    torch.testing.assert_close(stylize(g, x, options, strength=1.0),
+                               stylize(g, x, StylizeOptions(color_mode="luminance", overlap=8, precision="fp32")),
+                               atol=0, rtol=0)
+    ticks = {}
+    for name, kwargs in {"options tiles": dict(options=StylizeOptions(tile_size=64)),
+                         "tile= tiles": dict(tile=64), "tile=None wins": dict(options=StylizeOptions(tile_size=64),
+                                                                              tile=None)}.items():
+        calls = []
+        stylize(g, x, progress=lambda d, t, calls=calls: calls.append(t), **kwargs)
+        ticks[name] = calls[-1]
+    assert ticks["options tiles"] == ticks["tile= tiles"] > 1 and ticks["tile=None wins"] == 1
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("strength", -0.5, "strength is -0.5, must be at least 0.0"),
+    ("strength", "1", "strength is '1' (str), expected float"),
+    ("color_mode", "sepia", "color_mode is 'sepia', expected one of ['none', 'luminance', 'histogram']"),
+    ("tile_size", 20000, "tile_size is 20000, must be at most 16384"),
+    ("precision", "fp8", "precision is 'fp8', expected one of"),
+    ("tile_statistics", "approximate", "tile_statistics is 'approximate', expected one of ['exact', 'thumbnail']"),
+    ("overlap", 5000, "overlap is 5000, must be at most 4096"),
+    ("palette", 1.5, "palette is 1.5, must be at most 1.0"),
+])
+def test_checked_refuses_every_field_outside_its_declaration(field, value, message):
+    from ganstyle.core.config import OptionError
+
+    with pytest.raises(OptionError) as refused:
+        StylizeOptions(**{field: value}).checked()
+    assert str(refused.value).startswith(message) and refused.value.keys == [field]
+    assert str(refused.value.renamed({field: "--x"})).startswith("--x " + message.split(" ", 1)[1])
+    with pytest.raises(OptionError, match="^" + re.escape(message)):
+        stylize(_model(FAST_LIKE), _images(h=8, w=8), StylizeOptions(**{field: value}))
+    assert StylizeOptions().checked() == StylizeOptions()
 
 
 def test_norm_statistics_replay():

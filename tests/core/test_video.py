@@ -2,9 +2,10 @@ import pytest
 import torch
 
 from ganstyle.core.color import apply_color_map, match_palette, palette_map
+from ganstyle.core.config import OptionError
 from ganstyle.core.errors import InputError
 from ganstyle.core.features import compute_style_features
-from ganstyle.core.stylize import stylize
+from ganstyle.core.stylize import StylizeOptions, stylize
 from ganstyle.core.video import VideoOptions, VideoStylizer, stylize_frames
 
 from helpers import (
@@ -40,6 +41,33 @@ def test_per_frame_mode_takes_the_paintings_palette_as_stylize_does(vgg16):
                                    atol=1e-5, rtol=0)
     with pytest.raises(InputError, match="palette takes the painting's colours"):
         VideoStylizer(tiny_generator(), palette=0.5)
+
+
+@pytest.mark.parametrize("options,stylize_options,message", [
+    (VideoOptions(temporal=0.99), None, "temporal is 0.99, must be at most 0.98"),
+    (VideoOptions(statistics="scene"), None, "statistics is 'scene', expected one of ['clip', 'frame']"),
+    (VideoOptions(statistics_frames=0), None, "statistics_frames is 0, must be at least 1"),
+    (VideoOptions(flow_preset="slow"), None, "flow_preset is 'slow', expected one of"),
+    (None, StylizeOptions(strength=1.5), "strength is 1.5, must be at most 1.0"),
+    (None, StylizeOptions(color_mode="sepia"), "color_mode is 'sepia', expected one of"),
+])
+def test_the_stylizer_checks_both_options_as_stylize_does(options, stylize_options, message):
+    with pytest.raises(OptionError) as refused:
+        VideoStylizer(tiny_generator(), options, stylize_options)
+    assert str(refused.value).startswith(message)
+    with pytest.raises(OptionError, match="^strength is 1.5, must be at most 1.0$"):
+        VideoStylizer(tiny_generator(), strength=1.5)       # the shortcut goes through the same check
+
+
+def test_stylize_options_travel_whole_into_the_stylizer():
+    model, clip = tiny_generator(), noisy_clip(3)
+    options = VideoOptions(temporal=0.5)
+    whole = list(stylize_frames(model, clip, options, StylizeOptions(strength=0.7, color_mode="luminance")))
+    shortcuts = list(stylize_frames(model, clip, options, strength=0.7, color_mode="luminance"))
+    for a, b in zip(whole, shortcuts):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    first = stylize(model, clip[0], strength=0.7, color_mode="luminance")
+    torch.testing.assert_close(whole[0], first, atol=1e-5, rtol=0)
 
 
 def test_clip_mode_keeps_one_colour_map_so_the_palette_does_not_pump(vgg16):

@@ -26,7 +26,7 @@ def test_two_models_in_two_threads_match_sequential(tmp_path):
         "bf16": dict(tile=None, dtype="bf16"),
     }
     jobs = [(m, x, name) for m in (a, b) for x in images for name in runs]
-    sequential = [stylize(m, x, 0.9, "luminance", **runs[name]) for m, x, name in jobs]
+    sequential = [stylize(m, x, strength=0.9, color_mode="luminance", **runs[name]) for m, x, name in jobs]
 
     results: dict[int, torch.Tensor] = {}
     errors = []
@@ -40,7 +40,8 @@ def test_two_models_in_two_threads_match_sequential(tmp_path):
                     m, x, name = jobs[i]
                     # each thread re-loads through the cache, as two ComfyUI queue workers would
                     model = style_models.load_style_model(str(m.weights_path.parent))
-                    results.setdefault(i, []).append(stylize(model, x, 0.9, "luminance", **runs[name]))
+                    results.setdefault(i, []).append(stylize(model, x, strength=0.9, color_mode="luminance",
+                                                             **runs[name]))
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 

@@ -153,7 +153,7 @@ def test_second_ctrl_c_quits_without_writing(files, tmp_path, capsys, monkeypatc
     ({"extra": ["--long-side", "99999"]}, "--long-side is 99999, must be at most 16384"),
     ({"extra": ["--style-layer-weights", "relu9_1=1"]}, "--style-layer-weights: unknown layer 'relu9_1'"),
     ({"extra": ["--style-layer-weights", "relu1_1=0"]}, "--style-layer-weights needs at least one positive weight"),
-    ({"extra": ["--style-size", "8"]}, "--style-size must be between 16 and 16384 pixels, got 8"),
+    ({"extra": ["--style-size", "8"]}, "--style-size is 8, must be at least 16"),
     ({"encoder": "does-not-exist"}, "cannot resolve weights reference 'does-not-exist'"),
 ])
 def test_errors_are_one_line_and_write_nothing(files, tmp_path, capsys, monkeypatch, change, message):

@@ -74,7 +74,7 @@ def test_refuses_to_lose_files(model_dir, photos, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra,message", [
     (["--model", "does-not-exist"], "cannot resolve weights reference 'does-not-exist'"),
-    (["--strength", "3"], r"strength must be a number in [0, 1], got 3.0"),
+    (["--strength", "3"], "ganstyle stylize: error: --strength is 3.0, must be at most 1.0"),
     (["--tile", "big"], "--tile must be 'auto', 'none' or a number of pixels, got 'big'"),
 ])
 def test_errors(model_dir, photos, tmp_path, capsys, extra, message):
