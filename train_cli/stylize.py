@@ -143,7 +143,7 @@ def style_features_for(args, model, device, features_options=None):
     from ..core.features import compute_style_features
     from ..core.hub import encoder_for_identity
     from ..core.images import load_image
-    from ..core.models import default_any_style_model, takes_style_features
+    from ..core.models import default_any_style_model, model_kind, takes_style_features
     from ..core.vgg import load_vgg_encoder
 
     masks = [parse_mask(text) for text in args.mask]
@@ -158,8 +158,13 @@ def style_features_for(args, model, device, features_options=None):
         raise InputError("an arbitrary-style model takes --style-image IMAGE, not --style NAME")
     if not args.style_image and not masks:
         raise InputError(f"{model.name} is an arbitrary-style model: give the style as --style-image painting.jpg")
-    encoder_ref = args.encoder or encoder_for_identity(model.generator.config.style_encoder) or "vgg19"
-    encoder = load_vgg_encoder(encoder_ref, device=device, cache_dir=args.cache_dir)
+    layers = None
+    if args.encoder is None and model_kind(model) == "encoder-decoder":
+        # the model carries its encoder (the layers it fuses): paintings are measured offline with it
+        encoder, layers = model.generator.encoder, model.generator.config.levels
+    else:
+        encoder_ref = args.encoder or encoder_for_identity(model.generator.config.style_encoder) or "vgg19"
+        encoder = load_vgg_encoder(encoder_ref, device=device, cache_dir=args.cache_dir)
 
     def features(specs: list[str]):
         images, weights = [], []
@@ -172,7 +177,8 @@ def style_features_for(args, model, device, features_options=None):
             except FileNotFoundError:
                 raise InputError(f"style image not found: {path}") from None
             weights.append(float(weight))
-        return compute_style_features(encoder, images, weights, style_size=features_options.style_size)
+        return compute_style_features(encoder, images, weights, style_size=features_options.style_size,
+                                      **({"layers": layers} if layers else {}))
 
     style = features(args.style_image) if args.style_image else None
     return style, [(mask, features([spec])) for mask, spec in masks]

@@ -182,3 +182,26 @@ def test_style_image_drives_an_arbitrary_style_model(photos, tmp_path, vgg16_fil
     assert main(["stylize", str(photos / "a.png"), "-o", str(tmp_path / "y.png"), "--model", str(single),
                  "--style-image", str(tmp_path / "painting.png")]) == 2
     assert "needs an any-style model" in capsys.readouterr().err
+
+
+def test_style_image_drives_the_encoder_decoder_offline_with_its_own_encoder(photos, tmp_path, vgg16, capsys):
+    """The encoder–decoder carries its encoder: paintings are measured with it (no --encoder, no
+    download), and the result equals the library's for the same painting."""
+    from helpers import synthetic_painting, tiny_encoder_decoder
+
+    from ganstyle.core.decoder import EncoderDecoder
+    from ganstyle.core.features import compute_style_features
+
+    model_dir = tiny_encoder_decoder(vgg16).save_pretrained(tmp_path / "any")
+    save_image(synthetic_painting(48, 64), tmp_path / "painting.png")
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(photos / "a.png"), "-o", str(out), "--model", str(model_dir), "--device", "cpu",
+                 "--style-image", str(tmp_path / "painting.png"), "--style-size", "64"]) == 0
+    model = EncoderDecoder.from_pretrained(model_dir)
+    features = compute_style_features(model.encoder, load_image(tmp_path / "painting.png"), style_size=64,
+                                      layers=model.config.levels)
+    expected = stylize(model, load_image(photos / "a.png"), style=features)
+    torch.testing.assert_close(_png(out), expected, atol=1 / 255 + 1e-4, rtol=0)
+    assert main(["stylize", str(photos / "a.png"), "-o", str(tmp_path / "n.png"), "--model", str(model_dir),
+                 "--device", "cpu", "--style", "ink"]) == 2
+    assert "--style-image" in capsys.readouterr().err and not (tmp_path / "n.png").exists()
