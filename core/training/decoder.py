@@ -146,6 +146,27 @@ def style_losses(model: EncoderDecoder, out: torch.Tensor, fused: torch.Tensor, 
             "tv": total_variation(out)}
 
 
+def scale_initial_weights(model: EncoderDecoder, level: str, images: torch.Tensor) -> None:
+    """Data-dependent start (LSUV, Mishkin & Matas 2016) for a fresh decoder: each convolution is
+    rescaled so that its output has unit variance on ``images``' features, the last one so that the
+    first pictures have the images' mean and spread. VGG features are large (relu2_1's reach tens),
+    and without this Adam spends hundreds of steps shrinking the first outputs."""
+    decoder = model.decoders[level]
+    convs = [m for m in decoder if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        x = model.encoder(images, [level])[level]
+        for module in decoder:
+            y = module(x)
+            if module is convs[-1]:
+                gain = images.std() / y.std().clamp_min(1e-8)
+                module.weight.mul_(gain)
+                module.bias.mul_(gain).add_(images.mean() - module(x).mean())
+            elif isinstance(module, torch.nn.Conv2d):
+                module.weight.div_(y.std().clamp_min(1e-8))
+                module.bias.div_(y.std().clamp_min(1e-8))
+            x = module(x)
+
+
 def is_linear(model: EncoderDecoder, level: str) -> bool:
     """Whether ``level``'s decoder is one convolution (a linear map of the features)."""
     return sum(isinstance(m, torch.nn.Conv2d) for m in model.decoders[level]) == 1
@@ -225,10 +246,11 @@ class DecoderTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_latest()
-        elif config.stage == "reconstruct":   # a linear decoder starts at its least-squares solution
+        elif config.stage == "reconstruct":   # a linear decoder starts at its least-squares solution,
             fit = CropSampler(self.images, config.image_size, 8, seed=config.seed, stream="linear-fit").batch(0)
-            for level in self.trained_levels():
-                fit_linear_decoder(self.model, level, fit.to(self.device))
+            for level in self.trained_levels():   # a fresh deeper one at data-scaled weights
+                if not fit_linear_decoder(self.model, level, fit.to(self.device)) and not config.init_from:
+                    scale_initial_weights(self.model, level, fit[:4].to(self.device))
         atomic_write_json(self.out / "options.json", config_to_dict(config))
 
     def trained_levels(self) -> list[str]:

@@ -40,7 +40,7 @@ def test_reconstruction_run_exports_a_model_that_reconstructs_better_than_at_the
     assert rows[-1]["step"] == 30
     first = sum(r["loss"] for r in rows[:5]) / 5
     last = sum(r["loss"] for r in rows[-5:]) / 5
-    assert last < 0.8 * first
+    assert last < 0.9 * first
     model = EncoderDecoder.from_pretrained(tmp_path / "run" / "model")
     assert model.config.levels == ("relu2_1", "relu1_1") and model.config.style_encoder.startswith("vgg16:")
     assert (tmp_path / "run" / "samples" / "step_00000030.jpg").is_file()
@@ -115,3 +115,18 @@ def test_the_linear_decoder_starts_at_its_least_squares_solution(tmp_path, vgg16
     after = float((model.reconstruct(images, "relu1_1") - images).pow(2).mean())
     assert after < 0.01 * before and after < 1e-3
     assert not fit_linear_decoder(model, "relu2_1", images)   # deeper decoders learn by steps
+
+
+def test_a_fresh_decoder_starts_at_the_images_scale(vgg16):
+    from helpers import synthetic_photo
+
+    from ganstyle.core.decoder import new_encoder_decoder
+    from ganstyle.core.training.decoder import scale_initial_weights
+
+    torch.manual_seed(0)
+    model = new_encoder_decoder(vgg16, ("relu2_1", "relu1_1"))
+    images = torch.cat([synthetic_photo(32, 32), synthetic_photo(32, 32).flip(-1)])
+    scale_initial_weights(model, "relu2_1", images)
+    with torch.no_grad():
+        out = model.reconstruct(images, "relu2_1")
+    assert abs(float(out.mean() - images.mean())) < 1e-3 and abs(float(out.std() / images.std()) - 1) < 1e-2
