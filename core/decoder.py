@@ -190,3 +190,23 @@ def new_encoder_decoder(encoder: VGGEncoder, levels: Sequence[str] = ("relu3_1",
     own = {k: v for k, v in encoder.state_dict().items() if k in cut.state_dict()}
     cut.load_state_dict(own, strict=True)
     return EncoderDecoder(config, cut.to(encoder.device))
+
+
+def combine_models(*models: EncoderDecoder) -> EncoderDecoder:
+    """One model with the levels of several trained on the same encoder (e.g. a relu3_1 decoder and
+    relu2_1/relu1_1 decoders trained in separate runs), coarse to fine; a level in several models is
+    taken from the first. The encoder is the one of the model with the deepest level."""
+    if not models:
+        raise ConfigError("combine_models: no models given")
+    identities = {m.config.style_encoder for m in models}
+    if len(identities) != 1:
+        raise ConfigError(f"combine_models: the models read different encoders {sorted(identities)}")
+    levels = sorted({lv for m in models for lv in m.levels}, key=DECODER_LEVELS.index, reverse=True)
+    deepest = next(m for m in models if levels[0] in m.levels)
+    config = EncoderDecoderConfig(**{**deepest.config.__dict__, "levels": tuple(levels)})
+    combined = EncoderDecoder(config, deepest.encoder)
+    for level in levels:
+        source = next(m for m in models if level in m.levels)
+        combined.decoders[level].load_state_dict(source.decoders[level].state_dict(), strict=True)
+    return combined
+

@@ -84,3 +84,19 @@ def test_bad_levels_are_config_errors(tmp_path, levels, message):
     from ganstyle.core.config import load_config
     with pytest.raises(ConfigError, match=message):
         load_config(EncoderDecoderConfig, tmp_path)
+
+
+def test_models_of_separate_runs_combine_coarse_to_fine(vgg16):
+    from ganstyle.core.decoder import combine_models, new_encoder_decoder
+
+    coarse = new_encoder_decoder(vgg16, ("relu2_1",))
+    fine = tiny_encoder_decoder(vgg16, levels=("relu1_1",), full_channels=32)
+    both = combine_models(fine, coarse)
+    assert both.levels == ("relu2_1", "relu1_1") and both.encoder.deepest == "relu2_1"
+    for level, source in (("relu2_1", coarse), ("relu1_1", fine)):
+        for key, value in source.decoders[level].state_dict().items():
+            assert torch.equal(both.decoders[level].state_dict()[key], value)
+    other = new_encoder_decoder(vgg16, ("relu1_1",))
+    other.config.style_encoder = "vgg16:else"
+    with pytest.raises(ConfigError, match="different encoders"):
+        combine_models(coarse, other)

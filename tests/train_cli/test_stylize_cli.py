@@ -187,10 +187,10 @@ def test_style_image_drives_an_arbitrary_style_model(photos, tmp_path, vgg16_fil
 def test_style_image_drives_the_encoder_decoder_offline_with_its_own_encoder(photos, tmp_path, vgg16, capsys):
     """The encoder–decoder carries its encoder: paintings are measured with it (no --encoder, no
     download), and the result equals the library's for the same painting."""
-    from helpers import synthetic_painting, tiny_encoder_decoder
-
     from ganstyle.core.decoder import EncoderDecoder
     from ganstyle.core.features import compute_style_features
+
+    from helpers import synthetic_painting, tiny_encoder_decoder
 
     model_dir = tiny_encoder_decoder(vgg16).save_pretrained(tmp_path / "any")
     save_image(synthetic_painting(48, 64), tmp_path / "painting.png")

@@ -118,10 +118,10 @@ def test_the_linear_decoder_starts_at_its_least_squares_solution(tmp_path, vgg16
 
 
 def test_a_fresh_decoder_starts_at_the_images_scale(vgg16):
-    from helpers import synthetic_photo
-
     from ganstyle.core.decoder import new_encoder_decoder
     from ganstyle.core.training.decoder import scale_initial_weights
+
+    from helpers import synthetic_photo
 
     torch.manual_seed(0)
     model = new_encoder_decoder(vgg16, ("relu2_1", "relu1_1"))
