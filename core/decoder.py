@@ -94,6 +94,12 @@ class LevelDecoder(nn.Sequential):
     def __init__(self, arch: str, level: str, full_channels: int):
         super().__init__(*_decoder_layers(arch, level, full_channels))
         self.level = level
+        # VGG features are large (relu2_1's reach tens): training sets this to bring them to unit
+        # size, so the convolutions keep ordinary weights that Adam's fixed-size steps suit
+        self.register_buffer("input_scale", torch.ones(()))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return super().forward(features * self.input_scale.to(features.dtype))
 
     def receptive_radius(self) -> int:
         """Output pixels a feature influences on each side, plus the upsamplings (for tile halos)."""
@@ -166,8 +172,12 @@ class EncoderDecoder(nn.Module):
         config = load_config(EncoderDecoderConfig, config_path)
         model = cls(config)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        state = load_safetensors_checked(weights_path, list(expected), expected)
-        extra = sorted(set(check_safetensors_file(weights_path)) - set(expected))
+        present = check_safetensors_file(weights_path)
+        # files written before decoders had an input scale: their scale is 1 (it was not there)
+        legacy = {k for k in expected if k.endswith(".input_scale") and k not in present}
+        state = load_safetensors_checked(weights_path, [k for k in expected if k not in legacy], expected)
+        state.update({k: torch.ones(()) for k in legacy})
+        extra = sorted(set(present) - set(expected))
         if extra:
             raise WeightsError(f"{weights_path}: unexpected keys {extra[:8]} for the encoder–decoder described by "
                                f"{config_path} (config and weights do not match)")

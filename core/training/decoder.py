@@ -147,14 +147,17 @@ def style_losses(model: EncoderDecoder, out: torch.Tensor, fused: torch.Tensor, 
 
 
 def scale_initial_weights(model: EncoderDecoder, level: str, images: torch.Tensor) -> None:
-    """Data-dependent start (LSUV, Mishkin & Matas 2016) for a fresh decoder: each convolution is
-    rescaled so that its output has unit variance on ``images``' features, the last one so that the
-    first pictures have the images' mean and spread. VGG features are large (relu2_1's reach tens),
-    and without this Adam spends hundreds of steps shrinking the first outputs."""
+    """Data-dependent start (LSUV, Mishkin & Matas 2016) for a fresh decoder: its input scale brings
+    ``images``' features to unit size, each convolution is rescaled so that its output has unit
+    variance, the last one so that the first pictures have the images' mean and spread. VGG features
+    are large (relu2_1's reach tens), and without this Adam spends hundreds of steps shrinking the
+    first outputs."""
     decoder = model.decoders[level]
     convs = [m for m in decoder if isinstance(m, torch.nn.Conv2d)]
     with torch.no_grad():
         x = model.encoder(images, [level])[level]
+        decoder.input_scale.fill_(1.0 / x.pow(2).mean().sqrt().clamp_min(1e-8))
+        x = x * decoder.input_scale
         for module in decoder:
             y = module(x)
             if module is convs[-1]:

@@ -100,3 +100,14 @@ def test_models_of_separate_runs_combine_coarse_to_fine(vgg16):
     other.config.style_encoder = "vgg16:else"
     with pytest.raises(ConfigError, match="different encoders"):
         combine_models(coarse, other)
+
+
+def test_files_from_before_the_input_scale_load_with_scale_one(vgg16, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = tiny_encoder_decoder(vgg16)
+    folder = model.save_pretrained(tmp_path / "m")
+    state = {k: v for k, v in load_file(folder / "model.safetensors").items() if not k.endswith("input_scale")}
+    save_file(state, folder / "model.safetensors")
+    loaded = EncoderDecoder.from_pretrained(folder)
+    assert all(float(d.input_scale) == 1.0 for d in loaded.decoders.values())
