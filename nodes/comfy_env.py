@@ -1,5 +1,9 @@
 """The only place that talks to ComfyUI. Each helper falls back to plain behaviour when ComfyUI is
-not installed (tests, library use), so the pack always imports."""
+not installed (tests, library use), so the pack always imports.
+
+``io`` is the node schema the nodes are written in: ComfyUI's V3 schema (``comfy_api.latest``) where
+ComfyUI has it (``V3``), else :mod:`.v1_schema`, a stand-in with the same names whose nodes an
+older ComfyUI loads as V1 nodes."""
 from __future__ import annotations
 
 import functools
@@ -11,6 +15,13 @@ import torch
 
 from ..core.device import default_device
 from ..core.errors import GanstyleError
+
+try:    # ComfyUI with the V3 node schema; `latest` is where its docs point custom nodes
+    from comfy_api.latest import ComfyExtension, io  # type: ignore  # noqa: F401 - the nodes' schema
+    V3 = True
+except ImportError:     # an older ComfyUI (V1 nodes only), or none
+    from . import v1_schema as io  # noqa: F401 - the nodes' schema
+    ComfyExtension, V3 = None, False
 
 CATEGORY = "style_transfer"
 MODEL_FOLDERS = {"vgg": "vgg", "style": "style_transfer"}
@@ -160,20 +171,32 @@ def throw_if_interrupted() -> None:
 
 
 class Progress:
-    """ComfyUI progress bar (with optional preview images) or nothing outside ComfyUI."""
+    """ComfyUI's progress bar of the running node (with optional preview images): through the V3
+    progress API (``ComfyAPISync().execution.set_progress``) where ComfyUI has it, else the V1
+    ``comfy.utils.ProgressBar``; nothing outside ComfyUI or outside a running node."""
 
     def __init__(self, total: int):
         self.total = max(1, int(total))
+        self._execution = self._bar = None
         try:
-            import comfy.utils  # type: ignore
-            self._bar = comfy.utils.ProgressBar(self.total)
+            from comfy_api.latest import ComfyAPISync  # type: ignore
+            self._execution = ComfyAPISync().execution
         except ImportError:
-            self._bar = None
+            try:
+                import comfy.utils  # type: ignore
+                self._bar = comfy.utils.ProgressBar(self.total)
+            except ImportError:
+                pass
 
     def update(self, value: int, preview: torch.Tensor | None = None) -> None:
-        if self._bar is None:
-            return
-        self._bar.update_absolute(value, self.total, None if preview is None else preview_image(preview))
+        if self._execution is not None:
+            image = None if preview is None else preview_image(preview)[1]
+            try:    # shown at its own size (already at most PREVIEW_MAX_SIDE): never enlarged
+                self._execution.set_progress(value, self.total, preview_image=image, ignore_size_limit=True)
+            except ValueError:   # not inside a running node (no node to report to): stay quiet
+                self._execution = None
+        elif self._bar is not None:
+            self._bar.update_absolute(value, self.total, None if preview is None else preview_image(preview))
 
 
 def preview_image(preview: torch.Tensor) -> tuple:

@@ -9,8 +9,7 @@ import typing
 from collections.abc import Iterable, Iterator, Mapping
 
 from ..core.config import OptionError
-
-_WIDGETS = {bool: "BOOLEAN", int: "INT", float: "FLOAT"}
+from .comfy_env import io
 
 # An input is a field name, or (input name, field name) where a saved workflow knows the input by
 # another name than the field.
@@ -21,38 +20,42 @@ def _pairs(names: Names) -> list[tuple[str, str]]:
     return [(n, n) if isinstance(n, str) else tuple(n) for n in names]
 
 
-def option_inputs(options_cls: type, names: Names, widgets: Mapping[str, dict] | None = None) -> dict:
-    """``{input name: ComfyUI input spec}`` for fields of ``options_cls``, in the order given.
+def option_inputs(options_cls: type, names: Names, widgets: Mapping[str, dict] | None = None, *,
+                  optional: bool = False) -> list:
+    """Node inputs (``io`` inputs of the node schema, :mod:`.comfy_env`) for fields of
+    ``options_cls``, in the order given; ``optional``: all of them optional.
 
-    bool → BOOLEAN, int → INT, float → FLOAT, a field with choices → a combo; ``default``,
+    bool → Boolean, int → Int, float → Float, a field with choices → a Combo; ``default``,
     ``min``/``max`` and ``tooltip`` come from the field. ``widgets`` adds widget-only settings per
     input name (``step``, a ``max`` for ComfyUI's 64-bit seed convention, a ``default`` that saved
     workflows already have, a ``tooltip`` that says what the input does in this node).
 
     >>> from ganstyle.core.optimize import OptimizeOptions
-    >>> option_inputs(OptimizeOptions, ["steps"], {"steps": {"step": 1}})["steps"][1]["max"]
-    100000
+    >>> [(i.id, i.max) for i in option_inputs(OptimizeOptions, ["steps"], {"steps": {"step": 1}})]
+    [('steps', 100000)]
     """
+    kinds = {bool: io.Boolean, int: io.Int, float: io.Float}
     fields = {f.name: f for f in dataclasses.fields(options_cls)}
     hints = typing.get_type_hints(options_cls)
     widgets = widgets or {}
-    spec = {}
+    inputs = []
     for name, field_name in _pairs(names):
         field = fields[field_name]
         meta = field.metadata
         opts = {"default": field.default}
         if meta.get("choices") is not None:
-            kind = list(meta["choices"])
-        elif hints[field_name] in _WIDGETS:
-            kind = _WIDGETS[hints[field_name]]
+            kind = io.Combo
+            opts["options"] = list(meta["choices"])
+        elif hints[field_name] in kinds:
+            kind = kinds[hints[field_name]]
             opts.update({key: meta[bound] for key, bound in (("min", "lo"), ("max", "hi"))
                          if meta.get(bound) is not None})
         else:
             raise TypeError(f"{options_cls.__name__}.{field_name} ({hints[field_name]}) has no node widget")
         opts.update(widgets.get(name, {}))
         opts.setdefault("tooltip", meta["doc"])
-        spec[name] = (kind, opts)
-    return spec
+        inputs.append(kind.Input(name, optional=optional, **opts))
+    return inputs
 
 
 def values_from_inputs(options_cls: type, names: Names, inputs: Mapping,

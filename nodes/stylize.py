@@ -22,6 +22,8 @@ from ..core.models import (
 from ..core.stylize import StylizeOptions, stylize
 from ..core.video import VideoOptions, VideoStylizer
 from . import comfy_env
+from .comfy_env import io
+from .encoder import StyleFeaturesType
 from .options import input_names, inputs_named, option_inputs, options_from_inputs
 
 # Widget order is part of saved UI workflows: append new inputs at the end of STYLIZE_OPTIONAL.
@@ -29,18 +31,24 @@ STYLIZE_REQUIRED = ("strength", ("preserve_color", "color_mode"))
 STYLIZE_OPTIONAL = ("tile_size", "precision", ("large_image_statistics", "tile_statistics"))
 STYLIZE_WIDGETS = {"strength": {"step": 0.05}, "tile_size": {"step": 64}}
 NO_MODELS = "(no style models: put one in models/style_transfer or set hub_repo)"
-# For style libraries (several styles in one model); appended after the options, in this order.
-LIBRARY_INPUTS = {
-    "style": ("STRING", {"default": "", "tooltip": "Style libraries only: the style to apply, a name (the model "
-                         "card lists them) or a blend such as 'altar:0.7, coast:0.3'. With masks: the style of "
-                         "what no mask covers. Empty = the library's first style."}),
-    "mask": ("MASK", {"tooltip": "Style libraries only: a region (white = 1; soft edges blend, any size) that "
-                      "gets mask_style, in the same single pass."}),
-    "mask_style": ("STRING", {"default": "", "tooltip": "The style (or blend) for mask."}),
-    "mask_2": ("MASK", {"tooltip": "A second region, for mask_style_2."}),
-    "mask_style_2": ("STRING", {"default": "", "tooltip": "The style (or blend) for mask_2."}),
-}
-# For video (a batch of frames in order), appended after LIBRARY_INPUTS: VideoOptions' fields. The
+
+
+def library_inputs() -> list:
+    """For style libraries (several styles in one model); after the options, in this order."""
+    return [
+        io.String.Input("style", optional=True, default="",
+                        tooltip="Style libraries only: the style to apply, a name (the model card lists them) or a "
+                                "blend such as 'altar:0.7, coast:0.3'. With masks: the style of what no mask "
+                                "covers. Empty = the library's first style."),
+        io.Mask.Input("mask", optional=True, tooltip="Style libraries only: a region (white = 1; soft edges blend, "
+                                                     "any size) that gets mask_style, in the same single pass."),
+        io.String.Input("mask_style", optional=True, default="", tooltip="The style (or blend) for mask."),
+        io.Mask.Input("mask_2", optional=True, tooltip="A second region, for mask_style_2."),
+        io.String.Input("mask_style_2", optional=True, default="", tooltip="The style (or blend) for mask_2."),
+    ]
+
+
+# For video (a batch of frames in order), after library_inputs(): VideoOptions' fields. The
 # widget keeps the default saved workflows have (0: not a clip), and says what 0 means here.
 VIDEO_NAMES = ("temporal",)
 VIDEO_WIDGETS = {"temporal": {"default": 0.0, "step": 0.05,
@@ -49,22 +57,30 @@ VIDEO_WIDGETS = {"temporal": {"default": 0.0, "step": 0.05,
                                          "not pump) and this much of the previous stylised frame, moved along the "
                                          "optical flow, is kept where the scene is visible in both: no flicker. 0.5 "
                                          "is a good start."}}
-VIDEO_INPUTS = option_inputs(VideoOptions, VIDEO_NAMES, VIDEO_WIDGETS)
-# For arbitrary-style models (any style image in one pass), appended after VIDEO_INPUTS.
 ARBITRARY_OPTIONS = ("palette",)
-ARBITRARY_INPUTS = {
-    "style_features": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models (such as arbitrary-fast): the style to "
-                                          "apply, from Style Features (any painting, one pass; Blend Style Features "
-                                          "for mixes). With masks: the style of what no mask covers."}),
-    "mask_features": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models: the style for mask."}),
-    "mask_features_2": ("STYLE_FEATURES", {"tooltip": "Arbitrary-style models: the style for mask_2."}),
-    **option_inputs(StylizeOptions, ARBITRARY_OPTIONS, {"palette": {"step": 0.05}}),
-}
+
+
+def arbitrary_inputs() -> list:
+    """For arbitrary-style models (any style image in one pass); after the video inputs."""
+    return [
+        StyleFeaturesType.Input("style_features", optional=True,
+                                tooltip="Arbitrary-style models (such as arbitrary-fast): the style to apply, from "
+                                        "Style Features (any painting, one pass; Blend Style Features for mixes). "
+                                        "With masks: the style of what no mask covers."),
+        StyleFeaturesType.Input("mask_features", optional=True,
+                                tooltip="Arbitrary-style models: the style for mask."),
+        StyleFeaturesType.Input("mask_features_2", optional=True,
+                                tooltip="Arbitrary-style models: the style for mask_2."),
+        *option_inputs(StylizeOptions, ARBITRARY_OPTIONS, {"palette": {"step": 0.05}}, optional=True),
+    ]
+
+
 # The node's name for each option (the core's refusals name fields; a few inputs are named otherwise).
 INPUT_NAMES = input_names(STYLIZE_REQUIRED, STYLIZE_OPTIONAL, VIDEO_NAMES, ARBITRARY_OPTIONS)
 # Our own link type and names: ComfyUI's core has a "Load Style Model" (StyleModelLoader) whose
 # output type is STYLE_MODEL (Flux Redux / T2I style adapters), a different kind of model.
 MODEL_TYPE = "GANSTYLE_MODEL"
+StyleModelType = io.Custom(MODEL_TYPE)
 LOADER_NAME = "Load GAN Style Model (ganstyle)"
 STYLIZE_NAME = "GAN Stylize (ganstyle)"
 
@@ -82,8 +98,8 @@ def not_our_model(what: str) -> str:
 
 
 def _type_accepts(want, got) -> bool:
-    """ComfyUI's link type rule, for the inputs we check ourselves (see GANStylize.VALIDATE_INPUTS)."""
-    if not isinstance(want, str) or not isinstance(got, str):
+    """ComfyUI's link type rule, for the inputs we check ourselves (see GANStylize.validate_inputs)."""
+    if not isinstance(want, str) or not isinstance(got, str) or want == "COMBO":
         return True   # combos: ComfyUI compares values, not types
     if "*" in (want, got):
         return True
@@ -95,36 +111,37 @@ def style_model_choices() -> list[str]:
     return list(dict.fromkeys(choices)) or [NO_MODELS]
 
 
-class LoadStyleModel:
+class LoadStyleModel(io.ComfyNode):
     @classmethod
-    def INPUT_TYPES(cls):
+    def define_schema(cls):
         choices = style_model_choices()
         default = default_style_model()
-        return {"required": {
-            "model": (choices, {"default": default if default in choices else choices[0],
-                                "tooltip": "A style model: a registry entry (shipped, or downloaded from the "
-                                           "Hugging Face Hub on first use) or a folder / .safetensors file (with "
-                                           "its .json config) in models/style_transfer."}),
-        }, "optional": {
-            "hub_repo": ("STRING", {"default": "", "tooltip": "Optional Hugging Face Hub repo 'org/name' or "
-                                                              "'org/name@revision'. When set, it is loaded instead "
-                                                              "of 'model' and cached in models/style_transfer/hub."}),
-            "styles_from": ("STRING", {"default": "", "tooltip": "Style libraries only: style files to add (folders "
-                                       "written by 'ganstyle train --base' or Train Style, in models/style_transfer or "
-                                       "full paths, or Hub repos 'org/name[@revision]'), separated by commas. Their "
-                                       "names become choices of GAN Stylize's style."}),
-        }}
+        return io.Schema(
+            node_id="LoadStyleModel", display_name=LOADER_NAME, category=comfy_env.CATEGORY,
+            description="Loads a trained style model (model.safetensors + config.json; the config is validated and "
+                        "nothing is executed) from the registry, models/style_transfer or the Hugging Face Hub.",
+            inputs=[
+                io.Combo.Input("model", options=choices, default=default if default in choices else choices[0],
+                               tooltip="A style model: a registry entry (shipped, or downloaded from the Hugging "
+                                       "Face Hub on first use) or a folder / .safetensors file (with its .json "
+                                       "config) in models/style_transfer."),
+                io.String.Input("hub_repo", optional=True, default="",
+                                tooltip="Optional Hugging Face Hub repo 'org/name' or 'org/name@revision'. When set, "
+                                        "it is loaded instead of 'model' and cached in models/style_transfer/hub."),
+                io.String.Input("styles_from", optional=True, default="",
+                                tooltip="Style libraries only: style files to add (folders written by 'ganstyle "
+                                        "train --base' or Train Style, in models/style_transfer or full paths, or "
+                                        "Hub repos 'org/name[@revision]'), separated by commas. Their names become "
+                                        "choices of GAN Stylize's style."),
+            ],
+            outputs=[StyleModelType.Output(
+                "style_model", display_name="style_model",
+                tooltip="A trained feed-forward style model, kept on the offload device until "
+                        "GAN Stylize runs it.")])
 
-    RETURN_TYPES = (MODEL_TYPE,)
-    RETURN_NAMES = ("style_model",)
-    OUTPUT_TOOLTIPS = ("A trained feed-forward style model, kept on the offload device until GAN Stylize runs it.",)
-    FUNCTION = "load"
-    CATEGORY = comfy_env.CATEGORY
-    DESCRIPTION = ("Loads a trained style model (model.safetensors + config.json; the config is validated and "
-                   "nothing is executed) from the registry, models/style_transfer or the Hugging Face Hub.")
-
+    @classmethod
     @comfy_env.reports_user_errors
-    def load(self, model, hub_repo="", styles_from=""):
+    def execute(cls, model, hub_repo="", styles_from=""):
         ref = (hub_repo or "").strip() or model
         if ref == NO_MODELS:
             raise GanstyleError("no style model selected: put a model folder (model.safetensors + "
@@ -132,29 +149,34 @@ class LoadStyleModel:
         loaded = load_style_model(ref, device=comfy_env.offload_device(), dtype=torch.float32,
                                   cache_dir=comfy_env.hub_cache_dir(), search_dirs=comfy_env.model_dirs("style"))
         refs = [comfy_env.find_style_file(name.strip()) for name in (styles_from or "").split(",") if name.strip()]
-        return (with_added_styles(loaded, refs, cache_dir=comfy_env.hub_cache_dir()),)
+        return io.NodeOutput(with_added_styles(loaded, refs, cache_dir=comfy_env.hub_cache_dir()))
 
 
-class GANStylize:
+class GANStylize(io.ComfyNode):
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "style_model": (MODEL_TYPE, {"tooltip": f"From {LOADER_NAME} (not ComfyUI's core Load Style Model)."}),
-            "images": ("IMAGE", {"tooltip": "Images to stylise (a batch; any size)."}),
-            **option_inputs(StylizeOptions, STYLIZE_REQUIRED, STYLIZE_WIDGETS),
-        }, "optional": {**option_inputs(StylizeOptions, STYLIZE_OPTIONAL, STYLIZE_WIDGETS), **LIBRARY_INPUTS,
-                          **VIDEO_INPUTS, **ARBITRARY_INPUTS}}
-
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("The stylised images, same size as the input.",)
-    FUNCTION = "stylize"
-    CATEGORY = comfy_env.CATEGORY
-    DESCRIPTION = ("Stylises images with a trained style model in one forward pass, at any resolution: large "
-                   "images are processed in seamless tiles in bounded memory (halved automatically on out-of-memory).")
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GANStylize", display_name=STYLIZE_NAME, category=comfy_env.CATEGORY,
+            description="Stylises images with a trained style model in one forward pass, at any resolution: large "
+                        "images are processed in seamless tiles in bounded memory (halved automatically on "
+                        "out-of-memory).",
+            inputs=[
+                StyleModelType.Input("style_model", tooltip=f"From {LOADER_NAME} (not ComfyUI's core Load Style "
+                                                            f"Model)."),
+                io.Image.Input("images", tooltip="Images to stylise (a batch; any size)."),
+                *option_inputs(StylizeOptions, STYLIZE_REQUIRED, STYLIZE_WIDGETS),
+                *option_inputs(StylizeOptions, STYLIZE_OPTIONAL, STYLIZE_WIDGETS, optional=True),
+                *library_inputs(),
+                *option_inputs(VideoOptions, VIDEO_NAMES, VIDEO_WIDGETS, optional=True),
+                *arbitrary_inputs(),
+            ],
+            # (output id: ComfyUI 0.3.4x-0.3.6x want ids unique across inputs and outputs)
+            outputs=[io.Image.Output(
+                "stylized", display_name="images",
+                tooltip="The stylised images, same size as the input.")])
 
     @classmethod
-    def VALIDATE_INPUTS(cls, input_types):
+    def validate_inputs(cls, input_types):
         """Before the run: ComfyUI passes the type linked to each input and leaves the type check to
         us, so a workflow that links the core Load Style Model gets our message, not a bare
         'Return type mismatch'."""
@@ -167,9 +189,10 @@ class GANStylize:
                 return f"[ganstyle] {name} must be {want}, got {got}"
         return True
 
+    @classmethod
     @comfy_env.reports_user_errors
     @inputs_named(INPUT_NAMES)      # the core's refusals of an option, with this node's input names
-    def stylize(self, style_model, images, style="", mask=None, mask_style="", mask_2=None, mask_style_2="",
+    def execute(cls, style_model, images, style="", mask=None, mask_style="", mask_2=None, mask_style_2="",
                 style_features=None, mask_features=None, mask_features_2=None, **inputs):
         if not isinstance(style_model, (StyleModel, StyleGenerator, EncoderDecoder)):
             kind = type(style_model)
@@ -185,29 +208,31 @@ class GANStylize:
         # the core numbers the styles of the masks it gets (mask_style_1, …): the connected ones
         connected = [name for m, name in ((mask, "mask_style"), (mask_2, "mask_style_2")) if m is not None]
         with inputs_named({f"mask_style_{i + 1}": name for i, name in enumerate(connected)}):
-            return self._run(style_model, images, options, video, choice)
+            return io.NodeOutput(bchw_to_comfy(run_stylize(style_model, images, options, video, choice)))
 
-    def _run(self, style_model, images, options: StylizeOptions, video: VideoOptions, choice: dict):
-        x = comfy_to_bchw(images)
-        bar = comfy_env.Progress(1)
 
-        def progress(done: int, total: int) -> None:
-            comfy_env.throw_if_interrupted()
-            bar.total = max(1, total)
-            bar.update(done)
+def run_stylize(style_model, images, options: StylizeOptions, video: VideoOptions, choice: dict):
+    """Stylise a ComfyUI IMAGE batch (B, H, W, C), a clip when ``video`` says so; (B, 3, H, W) out."""
+    x = comfy_to_bchw(images)
+    bar = comfy_env.Progress(1)
 
+    def progress(done: int, total: int) -> None:
         comfy_env.throw_if_interrupted()
-        if video.temporal > 0 and x.shape[0] > 1:
-            return (bchw_to_comfy(stylize_clip(style_model, x, video, options, choice, progress)),)
-        # ComfyUI runs nodes under inference_mode; core.stylize needs no autograd, so that is fine.
-        # The model stays on the offload device; stylize() makes the device copy, dropped after
-        # the run so nothing is left on the GPU (CUDA graphs only pay off when kept, so: off).
-        try:
-            out = stylize(style_model, x, options, **choice, device=comfy_env.torch_device(), progress=progress,
-                          cuda_graphs=False)
-        finally:
-            release_device_copies(style_model)
-        return (bchw_to_comfy(out),)
+        bar.total = max(1, total)
+        bar.update(done)
+
+    comfy_env.throw_if_interrupted()
+    if video.temporal > 0 and x.shape[0] > 1:
+        return stylize_clip(style_model, x, video, options, choice, progress)
+    # ComfyUI runs nodes under inference_mode; core.stylize needs no autograd, so that is fine.
+    # The model stays on the offload device; stylize() makes the device copy, dropped after
+    # the run so nothing is left on the GPU (CUDA graphs only pay off when kept, so: off).
+    try:
+        out = stylize(style_model, x, options, **choice, device=comfy_env.torch_device(), progress=progress,
+                      cuda_graphs=False)
+    finally:
+        release_device_copies(style_model)
+    return out
 
 
 def stylize_clip(style_model, frames, video: VideoOptions, options: StylizeOptions, choice: dict, progress):
@@ -258,6 +283,5 @@ def style_choice(style_model, style, masks: list) -> dict:
     return {"style": style, "masks": regions}
 
 
-NODE_CLASS_MAPPINGS = {"LoadStyleModel": LoadStyleModel, "GANStylize": GANStylize}
-# Class keys stay as they were (no core or known pack uses them): saved workflows keep loading.
-NODE_DISPLAY_NAME_MAPPINGS = {"LoadStyleModel": LOADER_NAME, "GANStylize": STYLIZE_NAME}
+# Node ids stay as they were (no core or known pack uses them): saved workflows keep loading.
+NODES = [LoadStyleModel, GANStylize]

@@ -67,10 +67,10 @@ def tiny_generator_flags() -> list[str]:
 
 
 def comfy_call(node_cls, **inputs):
-    """Run a node the way ComfyUI does: a new instance, its ``FUNCTION``, inside inference mode."""
-    node = node_cls()
+    """Run a node the way ComfyUI does, inside inference mode: its ``execute`` (a V3 node, on
+    ComfyUI's schema or the pack's V1 stand-in, ganstyle.nodes.v1_schema); the output values as a tuple."""
     with torch.inference_mode():
-        return getattr(node, node_cls.FUNCTION)(**inputs)
+        return tuple(node_cls.execute(**inputs).args)
 
 
 def make_vgg_state(arch: str, seed: int = 0, with_classifier: bool = True) -> dict[str, torch.Tensor]:

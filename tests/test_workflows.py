@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from workflow_runner import check_saved_result, declared_inputs, run_workflow, small_overrides, use_inputs
 
-import ganstyle
+from ganstyle.nodes import NODE_CLASSES as NODES
 
 from helpers import workflow_world
 
@@ -35,7 +35,7 @@ def test_there_are_seven_workflows_in_both_formats():
 
 @pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
 def test_api_workflow_runs_through_the_pack(path, tiny_world):
-    run_workflow(json.loads(path.read_text()), small_overrides(path.stem), ganstyle.NODE_CLASS_MAPPINGS)
+    run_workflow(json.loads(path.read_text()), small_overrides(path.stem), NODES)
     check_saved_result(path.stem)
 
 
@@ -53,19 +53,19 @@ def test_ui_workflow_matches_api(path):
             _, src, slot, dst, _, typ = links[inp["link"]]
             assert str(dst) == node_id and spec["inputs"][inp["name"]] == [str(src), slot]
             src_type = nodes[str(src)]["type"]
-            if src_type in ganstyle.NODE_CLASS_MAPPINGS:   # e.g. GANSTYLE_MODEL, not core's STYLE_MODEL
-                want = ganstyle.NODE_CLASS_MAPPINGS[src_type].RETURN_TYPES[slot]
+            if src_type in NODES:   # e.g. GANSTYLE_MODEL, not core's STYLE_MODEL
+                want = tuple(NODES[src_type].RETURN_TYPES)[slot]
                 assert typ == inp["type"] == want, f"{path.name} link {inp['link']}: {typ}/{inp['type']} != {want}"
         widget_values = [v for k, v in spec["inputs"].items() if not isinstance(v, list)]
         got = [v for v in node["widgets_values"] if v not in ("fixed", "image")]
         assert got == widget_values, f"{path.name} node {node_id}: widgets {got} != {widget_values}"
-        if node["type"] in ganstyle.NODE_CLASS_MAPPINGS:
-            order = [k for k in declared_inputs(ganstyle.NODE_CLASS_MAPPINGS[node["type"]]) if k in spec["inputs"]
+        if node["type"] in NODES:
+            order = [k for k in declared_inputs(NODES[node["type"]]) if k in spec["inputs"]
                      and not isinstance(spec["inputs"][k], list)]
             assert list(k for k in spec["inputs"] if not isinstance(spec["inputs"][k], list)) == order
             # ComfyUI's editor makes a widget of every such input, optional ones included, and fills
             # them from widgets_values in order: a missing value shifts or drops the user's setting
-            widgets = [k for k, (kind, *_) in declared_inputs(ganstyle.NODE_CLASS_MAPPINGS[node["type"]]).items()
+            widgets = [k for k, (kind, *_) in declared_inputs(NODES[node["type"]]).items()
                        if isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN")]
             assert order == widgets, f"{path.name} node {node_id}: widget inputs {order}, the node has {widgets}"
 

@@ -4,8 +4,8 @@ use (Load Image, Save Image, the video nodes).
 
 This module imports neither ``ganstyle`` nor ``helpers``: tests/test_pack_import.py runs it in an
 interpreter where no package named ``ganstyle`` exists (the pack is imported under its folder's
-name, as ComfyUI does), so keep it that way. The node classes come in as an argument (a pack's
-``NODE_CLASS_MAPPINGS``)."""
+name, as ComfyUI does), so keep it that way. The node classes come in as an argument (the pack's
+``nodes.NODE_CLASSES``: V3 nodes, on ComfyUI's schema or the pack's stand-in for it)."""
 from __future__ import annotations
 
 import torch
@@ -96,15 +96,25 @@ def use_inputs(images: dict, masks: dict, clips: dict) -> None:
 
 
 def declared_inputs(cls) -> dict:
+    """``{input: (type, settings)}`` of a node, required then optional, as ComfyUI's V1 view of it
+    lists them; a combo's type is its list of choices (a V3 node's V1 view says COMBO and puts the
+    choices in its settings)."""
     spec = cls.INPUT_TYPES()
-    return {**spec.get("required", {}), **spec.get("optional", {})}
+    declared = {}
+    for name, (kind, *settings) in {**spec.get("required", {}), **spec.get("optional", {})}.items():
+        settings = dict(settings[0]) if settings else {}
+        if kind == "COMBO":
+            kind = list(settings.pop("options"))
+        declared[name] = (kind, settings)
+    return declared
 
 
 def run_workflow(graph: dict, overrides: dict, node_classes: dict) -> None:
-    """Run API-format ``graph``: each node's class from ``node_classes`` (a pack's
-    ``NODE_CLASS_MAPPINGS``) or :data:`CORE_NODES`, its ``FUNCTION`` called in inference mode with
-    its inputs (links resolved to upstream outputs first; ``overrides[class_type][input]`` replaces
-    a widget value), checking node types, input names and link types on the way."""
+    """Run API-format ``graph``: each node's class from ``node_classes`` (the pack's nodes by id,
+    ``nodes.NODE_CLASSES``) or :data:`CORE_NODES`, called in inference mode with its inputs (a pack
+    node: its V3 ``execute``; links resolved to upstream outputs first;
+    ``overrides[class_type][input]`` replaces a widget value), checking node types, input names and
+    link types on the way."""
     done: dict[str, tuple] = {}
 
     def run(node_id: str):
@@ -119,11 +129,10 @@ def run_workflow(graph: dict, overrides: dict, node_classes: dict) -> None:
         else:
             assert kind in node_classes, f"unknown node type {kind}"
             cls = node_classes[kind]
-            fn = cls.FUNCTION
             declared = declared_inputs(cls)
             unknown = set(node["inputs"]) - set(declared)
             assert not unknown, f"node {node_id} ({kind}) has unknown inputs {unknown}"
-            missing = set(cls.INPUT_TYPES()["required"]) - set(node["inputs"])
+            missing = set(cls.INPUT_TYPES().get("required", {})) - set(node["inputs"])
             assert not missing, f"node {node_id} ({kind}) lacks required inputs {missing}"
         for name, value in node["inputs"].items():
             if isinstance(value, list):
@@ -131,7 +140,7 @@ def run_workflow(graph: dict, overrides: dict, node_classes: dict) -> None:
                 assert src in graph, f"node {node_id}.{name} links to missing node {src}"
                 src_kind = graph[src]["class_type"]
                 src_cls = CORE_NODES.get(src_kind, (node_classes.get(src_kind),))[0]
-                out_type = src_cls.RETURN_TYPES[slot]
+                out_type = tuple(src_cls.RETURN_TYPES)[slot]
                 if kind not in CORE_NODES:
                     want = declared_inputs(cls)[name][0]
                     assert want == out_type, f"{node_id}.{name} wants {want}, linked to a {out_type}"
@@ -143,7 +152,10 @@ def run_workflow(graph: dict, overrides: dict, node_classes: dict) -> None:
                         assert value in choices, f"{node_id}.{name}={value!r} not in {choices}"
                 kwargs[name] = overrides.get(kind, {}).get(name, value)
         with torch.inference_mode():
-            done[node_id] = getattr(cls(), fn)(**kwargs)
+            if kind in CORE_NODES:
+                done[node_id] = getattr(cls(), fn)(**kwargs)
+            else:
+                done[node_id] = tuple(cls.execute(**kwargs).args)
         return done[node_id]
 
     for node_id in graph:

@@ -3,6 +3,7 @@ after the pack is imported, our node and type names cannot be mistaken for core 
 progress previews are never shown larger than the image they show."""
 import importlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_import_survives_an_unusable_input_folder(comfy, monkeypatch, caplog):
     assert "could not copy the sample images" in caplog.text
     monkeypatch.setattr(folder_paths, "get_input_directory", lambda: 1 / 0)
     reimport_pack()   # does not raise
-    assert "LoadStyleModel" in ganstyle.nodes.NODE_CLASS_MAPPINGS
+    assert "LoadStyleModel" in ganstyle.nodes.NODE_CLASSES
 
 
 def test_outside_comfyui_nothing_is_copied():
@@ -76,22 +77,51 @@ def test_outside_comfyui_nothing_is_copied():
 
 
 def test_names_and_types_are_our_own():
-    for key, cls in ganstyle.NODE_CLASS_MAPPINGS.items():
+    nodes, names = ganstyle.nodes.NODE_CLASSES, ganstyle.nodes.DISPLAY_NAMES
+    for key, cls in nodes.items():
         assert key not in CORE_NODE_KEYS
-        name = ganstyle.NODE_DISPLAY_NAME_MAPPINGS[key]
+        name = names[key]
         assert name not in CORE_DISPLAY_NAMES and name.endswith("ganstyle)"), name
         ours = set(cls.RETURN_TYPES) - {"IMAGE"}
         assert not ours & CORE_TYPES, f"{key} returns a core ComfyUI type {ours & CORE_TYPES}"
-    assert ganstyle.NODE_DISPLAY_NAME_MAPPINGS["LoadStyleModel"] == "Load GAN Style Model (ganstyle)"
-    assert ganstyle.NODE_CLASS_MAPPINGS["LoadStyleModel"].RETURN_TYPES == ("GANSTYLE_MODEL",)
-    assert ganstyle.NODE_CLASS_MAPPINGS["GANStylize"].INPUT_TYPES()["required"]["style_model"][0] == "GANSTYLE_MODEL"
+    assert names["LoadStyleModel"] == "Load GAN Style Model (ganstyle)"
+    assert tuple(nodes["LoadStyleModel"].RETURN_TYPES) == ("GANSTYLE_MODEL",)
+    assert nodes["GANStylize"].INPUT_TYPES()["required"]["style_model"][0] == "GANSTYLE_MODEL"
 
 
+def test_the_pack_exports_v1_mappings_or_a_v3_entry_point_never_both():
+    """ComfyUI loads NODE_CLASS_MAPPINGS when a pack has them, else comfy_entrypoint: exactly one
+    (without comfy_api to import, as here, the V1 one: an older ComfyUI's way)."""
+    exports = [name for name in ("NODE_CLASS_MAPPINGS", "comfy_entrypoint") if hasattr(ganstyle, name)]
+    assert exports == (["comfy_entrypoint"] if comfy_env.V3 else ["NODE_CLASS_MAPPINGS"])
+    if not comfy_env.V3:
+        assert ganstyle.NODE_CLASS_MAPPINGS == ganstyle.nodes.NODE_CLASSES
+        assert ganstyle.NODE_DISPLAY_NAME_MAPPINGS == ganstyle.nodes.DISPLAY_NAMES
+    assert list(ganstyle.nodes.NODE_CLASSES) == ["LoadVGGEncoder", "StyleFeatures", "BlendStyleFeatures",
+                                                 "OptimizeStylize", "LoadStyleModel", "GANStylize", "TrainStyle"]
+
+
+@pytest.mark.parametrize("api", ["v3", "v1"])
 @pytest.mark.parametrize("hw, sent", [((60, 80), (80, 60)), ((300, 200), (200, 300)), ((600, 1000), (512, 307))])
-def test_preview_is_never_larger_than_the_image(comfy, hw, sent):
+def test_preview_is_never_larger_than_the_image(comfy, monkeypatch, hw, sent, api):
+    """V3 progress API: the preview is sent as is (ignore_size_limit); V1 ProgressBar: with a
+    max_size of its own size (ComfyUI would otherwise enlarge it to --preview-size)."""
+    if api == "v1":   # an older ComfyUI: no comfy_api
+        monkeypatch.setitem(sys.modules, "comfy_api.latest", None)
     bar = comfy_env.Progress(4)
     bar.update(1, torch.rand(1, 3, *hw))
     bar.update(2)
     ((fmt, image, max_size),) = comfy.previews
-    assert fmt == "JPEG" and image.size == sent and max_size == max(sent)
+    assert fmt == "JPEG" and image.size == sent and max_size == (None if api == "v3" else max(sent))
     assert comfy.updates == [(1, 4), (2, 4)]
+
+
+def test_progress_outside_a_running_node_is_quiet(comfy):
+    """ComfyUI's V3 progress API refuses progress where no node runs (no node to show it on): the
+    bar then shows nothing, and the work goes on."""
+    comfy.running = False
+    bar = comfy_env.Progress(2)
+    bar.update(1, torch.rand(1, 3, 8, 8))
+    comfy.running = True
+    bar.update(2)
+    assert comfy.updates == [] and comfy.previews == []

@@ -1,8 +1,9 @@
 """Nodes called the way ComfyUI calls them: IMAGE is (B, H, W, C) in [0, 1], inside inference mode."""
 import pytest
 import torch
+from workflow_runner import declared_inputs
 
-import ganstyle
+from ganstyle.nodes import DISPLAY_NAMES, NODE_CLASSES
 from ganstyle.nodes.encoder import LoadVGGEncoder, StyleFeaturesNode
 
 from helpers import comfy_call
@@ -10,17 +11,20 @@ from helpers import comfy_call
 
 def test_pack_exports_mappings():
     for name in ("LoadVGGEncoder", "StyleFeatures"):
-        assert name in ganstyle.NODE_CLASS_MAPPINGS and name in ganstyle.NODE_DISPLAY_NAME_MAPPINGS
+        assert name in NODE_CLASSES and name in DISPLAY_NAMES
 
 
-def test_every_input_has_tooltip_and_category():
-    for name, cls in ganstyle.NODE_CLASS_MAPPINGS.items():
-        spec = cls.INPUT_TYPES()
-        for section in spec.values():
-            for inp, (_, *opts) in section.items():
-                assert opts and "tooltip" in opts[0], f"{name}.{inp} has no tooltip"
-        assert cls.CATEGORY.startswith("style_transfer")
-        assert len(cls.RETURN_TYPES) >= 1 and hasattr(cls, cls.FUNCTION)
+def test_every_node_has_a_description_and_every_input_and_output_a_tooltip():
+    for name, cls in NODE_CLASSES.items():
+        schema = cls.define_schema()
+        assert schema.node_id == name and schema.display_name == DISPLAY_NAMES[name]
+        assert len(schema.description) > 40, f"{name} has no description"
+        for inp in schema.inputs:
+            assert inp.tooltip, f"{name}.{inp.id} has no tooltip"
+        assert schema.outputs and all(out.tooltip for out in schema.outputs), f"{name}: an output has no tooltip"
+        assert schema.category.startswith("style_transfer")
+        for inp, (_, settings) in declared_inputs(cls).items():   # ComfyUI's V1 view of the same
+            assert settings.get("tooltip"), f"{name}.{inp} has no tooltip in INPUT_TYPES"
 
 
 def test_load_encoder_from_models_folder(vgg16_file, monkeypatch):
@@ -28,7 +32,7 @@ def test_load_encoder_from_models_folder(vgg16_file, monkeypatch):
     (vgg16_file.parent.parent / "vgg").mkdir(exist_ok=True)
     target = vgg16_file.parent.parent / "vgg" / "mine.safetensors"
     target.write_bytes(vgg16_file.read_bytes())
-    assert "mine.safetensors" in LoadVGGEncoder.INPUT_TYPES()["required"]["weights"][0]
+    assert "mine.safetensors" in declared_inputs(LoadVGGEncoder)["weights"][0]
     (enc,) = comfy_call(LoadVGGEncoder, weights="mine.safetensors", dtype="fp32")
     assert enc.arch == "vgg16" and enc.device.type == "cpu"
 

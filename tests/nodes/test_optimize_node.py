@@ -5,7 +5,7 @@ import torch
 
 from ganstyle.core.features import compute_style_features
 from ganstyle.core.vgg import load_vgg_encoder_file
-from ganstyle.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, comfy_env
+from ganstyle.nodes import DISPLAY_NAMES, NODE_CLASSES, comfy_env
 from ganstyle.nodes.optimize import OptimizeStylize
 
 ARGS = dict(steps=6, long_side=80, content_weight=1.0, style_weight=1.0, tv_weight=0.1, init="content",
@@ -42,20 +42,20 @@ def fake_progress(monkeypatch):
 
 
 def test_registered_with_tooltips():
-    assert NODE_CLASS_MAPPINGS["OptimizeStylize"] is OptimizeStylize
-    assert "OptimizeStylize" in NODE_DISPLAY_NAME_MAPPINGS
+    assert NODE_CLASSES["OptimizeStylize"] is OptimizeStylize
+    assert "OptimizeStylize" in DISPLAY_NAMES
     spec = OptimizeStylize.INPUT_TYPES()
     for group in ("required", "optional"):
         for name, (_, opts) in spec[group].items():
             assert opts.get("tooltip"), f"input '{name}' has no tooltip"
-    assert OptimizeStylize.RETURN_TYPES == ("IMAGE",)
+    assert tuple(OptimizeStylize.RETURN_TYPES) == ("IMAGE",)
 
 
 def test_stylizes_a_batch_under_inference_mode_with_progress(comfy_inputs):
     encoder, content, style = comfy_inputs
     batch = torch.cat([content, content.flip(2)])
     with torch.inference_mode():
-        (image,) = OptimizeStylize().stylize(encoder, batch, style, **ARGS)
+        (image,) = OptimizeStylize.execute(encoder, batch, style, **ARGS)
     assert image.shape == (2, 60, 80, 3) and image.dtype == torch.float32
     assert 0 <= float(image.min()) and float(image.max()) <= 1
     resized = torch.nn.functional.interpolate(batch.permute(0, 3, 1, 2), size=(60, 80), mode="bilinear",
@@ -79,7 +79,7 @@ def test_cancel_stops_at_the_next_step(comfy_inputs, monkeypatch):
 
     monkeypatch.setattr(comfy_env, "throw_if_interrupted", interrupt_at_4)
     with torch.inference_mode(), pytest.raises(FakeInterrupt):
-        OptimizeStylize().stylize(encoder, content, style, **ARGS)
+        OptimizeStylize.execute(encoder, content, style, **ARGS)
     assert len(calls) == 4
     assert [v for v, _ in FakeProgress.instances[0].updates] == [1, 2, 3]
 
@@ -88,6 +88,6 @@ def test_errors_are_shown_as_ganstyle_messages(comfy_inputs, vgg19_file):
     encoder, content, style = comfy_inputs
     other = load_vgg_encoder_file(vgg19_file)
     with torch.inference_mode(), pytest.raises(ValueError, match=r"^\[ganstyle\] these style features were computed"):
-        OptimizeStylize().stylize(other, content, style, **ARGS)
+        OptimizeStylize.execute(other, content, style, **ARGS)
     with torch.inference_mode(), pytest.raises(ValueError, match=r"^\[ganstyle\] .*IMAGE contains NaN"):
-        OptimizeStylize().stylize(encoder, torch.full_like(content, float("nan")), style, **ARGS)
+        OptimizeStylize.execute(encoder, torch.full_like(content, float("nan")), style, **ARGS)

@@ -5,11 +5,12 @@ import re
 
 import pytest
 import torch
+from workflow_runner import declared_inputs
 
-import ganstyle
 from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.model_copies import release_device_copies
 from ganstyle.core.stylize import stylize
+from ganstyle.nodes import DISPLAY_NAMES, NODE_CLASSES
 from ganstyle.nodes.stylize import NO_MODELS, GANStylize, LoadStyleModel
 
 from helpers import comfy_call, fill_hub_cache, tiny_generator
@@ -25,17 +26,15 @@ def saved_model(comfy):
 
 def test_pack_exports_nodes():
     for name in ("LoadStyleModel", "GANStylize"):
-        assert name in ganstyle.NODE_CLASS_MAPPINGS and name in ganstyle.NODE_DISPLAY_NAME_MAPPINGS
-    assert ganstyle.NODE_DISPLAY_NAME_MAPPINGS["LoadStyleModel"] == "Load GAN Style Model (ganstyle)"
-    assert ganstyle.NODE_DISPLAY_NAME_MAPPINGS["GANStylize"] == "GAN Stylize (ganstyle)"
-    spec = GANStylize.INPUT_TYPES()
-    for section in spec.values():
-        for inp, (_, *opts) in section.items():
-            assert opts and opts[0].get("tooltip"), f"GANStylize.{inp} has no tooltip"
+        assert name in NODE_CLASSES and name in DISPLAY_NAMES
+    assert DISPLAY_NAMES["LoadStyleModel"] == "Load GAN Style Model (ganstyle)"
+    assert DISPLAY_NAMES["GANStylize"] == "GAN Stylize (ganstyle)"
+    for inp, (_, settings) in declared_inputs(GANStylize).items():
+        assert settings.get("tooltip"), f"GANStylize.{inp} has no tooltip"
 
 
 def test_load_and_stylize_like_comfyui(comfy, saved_model):
-    choices = LoadStyleModel.INPUT_TYPES()["required"]["model"][0]
+    choices = declared_inputs(LoadStyleModel)["model"][0]
     assert "ink" in choices
     (model,) = comfy_call(LoadStyleModel, model="ink", hub_repo="")
     assert model.device.type == "cpu" and model.name == "ink"
@@ -99,7 +98,7 @@ def test_load_from_hub_repo(comfy, saved_model, tmp_path):
 
 
 def test_errors_are_friendly(comfy, saved_model):
-    assert LoadStyleModel.INPUT_TYPES()["required"]["model"][0]
+    assert declared_inputs(LoadStyleModel)["model"][0]
     with pytest.raises(ValueError, match=r"^\[ganstyle\] no style model selected"):
         comfy_call(LoadStyleModel, model=NO_MODELS)
     (model,) = comfy_call(LoadStyleModel, model="ink")
@@ -112,26 +111,28 @@ def test_choices_default_and_placeholder(comfy, monkeypatch):
     import ganstyle.nodes.stylize as node_module
 
     monkeypatch.setattr(node_module, "registry_names", lambda kind: [])
-    assert LoadStyleModel.INPUT_TYPES()["required"]["model"][0] == [NO_MODELS]
+    assert declared_inputs(LoadStyleModel)["model"][0] == [NO_MODELS]
     monkeypatch.setattr(node_module, "registry_names", lambda kind: ["a", "b"] if kind == "style" else ["vgg19"])
     monkeypatch.setattr(node_module, "default_style_model", lambda: "b")
-    choices, opts = LoadStyleModel.INPUT_TYPES()["required"]["model"]
+    choices, opts = declared_inputs(LoadStyleModel)["model"]
     assert choices == ["a", "b"] and opts["default"] == "b"
 
 
 def test_core_style_model_gets_a_clear_message(comfy, saved_model):
     """A saved workflow linking ComfyUI's own Load Style Model (type STYLE_MODEL) to GAN Stylize:
-    refused before the run (ComfyUI calls VALIDATE_INPUTS with the linked types) and, should it
+    refused before the run (ComfyUI calls validate_inputs with the linked types) and, should it
     get that far, when run; both name the node to use instead."""
     wanted = r"^\[ganstyle\] style_model must come from 'Load GAN Style Model \(ganstyle\)'; this workflow " \
              r"links ComfyUI's Load Style Model \(core node StyleModelLoader"
-    assert GANStylize.INPUT_TYPES()["required"]["style_model"][0] == "GANSTYLE_MODEL"
-    assert LoadStyleModel.RETURN_TYPES == ("GANSTYLE_MODEL",)
-    assert GANStylize.VALIDATE_INPUTS({"style_model": "GANSTYLE_MODEL", "images": "IMAGE"}) is True
-    assert GANStylize.VALIDATE_INPUTS({"style_model": "GANSTYLE_MODEL", "images": "*", "tile_size": "INT"}) is True
-    assert re.match(wanted, GANStylize.VALIDATE_INPUTS({"style_model": "STYLE_MODEL", "images": "IMAGE"}))
-    assert "got VAE" in GANStylize.VALIDATE_INPUTS({"style_model": "VAE", "images": "IMAGE"})
-    assert GANStylize.VALIDATE_INPUTS({"style_model": "GANSTYLE_MODEL", "images": "LATENT"}) == \
+    assert declared_inputs(GANStylize)["style_model"][0] == "GANSTYLE_MODEL"
+    assert tuple(LoadStyleModel.RETURN_TYPES) == ("GANSTYLE_MODEL",)
+    validate = GANStylize.validate_inputs
+    assert validate({"style_model": "GANSTYLE_MODEL", "images": "IMAGE"}) is True
+    assert validate({"style_model": "GANSTYLE_MODEL", "images": "*", "tile_size": "INT"}) is True
+    assert validate({"style_model": "GANSTYLE_MODEL", "images": "IMAGE", "precision": "COMBO"}) is True
+    assert re.match(wanted, validate({"style_model": "STYLE_MODEL", "images": "IMAGE"}))
+    assert "got VAE" in validate({"style_model": "VAE", "images": "IMAGE"})
+    assert validate({"style_model": "GANSTYLE_MODEL", "images": "LATENT"}) == \
         "[ganstyle] images must be IMAGE, got LATENT"
 
     CoreStyleModel = type("StyleModel", (), {"__module__": "comfy.sd"})  # ComfyUI's comfy.sd.StyleModel
