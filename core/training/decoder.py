@@ -324,6 +324,7 @@ class DecoderTrainer:
         start = time.monotonic()
         sums: dict[str, float] = {}
         count = 0
+        stop_on_term = _interrupt_on_sigterm()
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc="decoder", unit="step")
         try:
             while self.step < cfg.steps:
@@ -353,6 +354,7 @@ class DecoderTrainer:
             raise
         finally:
             bar.close()
+            stop_on_term()
         self.save_checkpoint()
         return self.out / "model"
 
@@ -391,6 +393,22 @@ class DecoderTrainer:
         unpack_state(tensors, state["optimizers"], self.modules, self.optimizers, found)
         set_rng_state(state["rng"])
         self.step = int(state["step"])
+
+
+def _interrupt_on_sigterm():
+    """Treat SIGTERM like Ctrl-C while training (a checkpoint is written, then the run stops): a run
+    in the background ignores SIGINT, so `kill` is how it is stopped. Returns the undo function."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def run_options(given: dict, resume: bool = False) -> DecoderTrainConfig:

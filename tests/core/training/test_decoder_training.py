@@ -130,3 +130,25 @@ def test_a_fresh_decoder_starts_at_the_images_scale(vgg16):
     with torch.no_grad():
         out = model.reconstruct(images, "relu2_1")
     assert abs(float(out.mean() - images.mean())) < 1e-3 and abs(float(out.std() / images.std()) - 1) < 1e-2
+
+
+def test_sigterm_stops_a_background_run_with_a_checkpoint(tmp_path):
+    """A run started in the background ignores SIGINT; `kill` (SIGTERM) writes a checkpoint and stops."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = config(tmp_path, steps=100000, checkpoint_every=100000, sample_every=100000)
+    flags = ["train-decoder", "--content", cfg.content[0], "--paintings", cfg.paintings[0], "--out", cfg.out,
+             "--encoder", cfg.encoder, "--levels", "relu2_1", "relu1_1", "--full-channels", "4", "--steps", "100000",
+             "--image-size", "32", "--content-size", "40", "--batch-size", "2", "--log-every", "1", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "ganstyle.train_cli", *flags], stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "run" / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and log.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130
+    state = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())
+    assert state["step"] >= 2 and EncoderDecoder.from_pretrained(tmp_path / "run" / "model")
