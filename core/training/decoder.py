@@ -175,7 +175,7 @@ def is_linear(model: EncoderDecoder, level: str) -> bool:
     return sum(isinstance(m, torch.nn.Conv2d) for m in model.decoders[level]) == 1
 
 
-def fit_linear_decoder(model: EncoderDecoder, level: str, images: torch.Tensor, ridge: float = 1e-3,
+def fit_linear_decoder(model: EncoderDecoder, level: str, images: torch.Tensor, ridge: float = 1e-4,
                        max_pixels: int = 100_000) -> bool:
     """Give a one-convolution decoder (relu1_1's) its least-squares weights on ``images``
     (B, 3, H, W): the exact minimiser of the pixel MSE, found in closed form instead of many Adam
@@ -192,7 +192,8 @@ def fit_linear_decoder(model: EncoderDecoder, level: str, images: torch.Tensor, 
         columns, target = columns[keep].double(), target[keep].double()   # a sample: the solution barely moves
         columns = torch.cat([columns, torch.ones(columns.shape[0], 1, dtype=columns.dtype)], 1)
         gram = columns.T @ columns
-        gram += ridge * gram.diagonal().mean() * torch.eye(gram.shape[0], dtype=gram.dtype)
+        damping = ridge * gram.diagonal()[:-1].mean()          # on the weights only: the bias is free
+        gram += torch.diag(torch.cat([damping.expand(gram.shape[0] - 1), damping.new_zeros(1)]))
         solution = torch.linalg.solve(gram, columns.T @ target)                                     # (C·9 + 1, 3)
         conv.weight.copy_(solution[:-1].T.reshape(conv.weight.shape).float())
         conv.bias.copy_(solution[-1].float())

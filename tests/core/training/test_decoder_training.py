@@ -114,6 +114,8 @@ def test_the_linear_decoder_starts_at_its_least_squares_solution(tmp_path, vgg16
     assert fit_linear_decoder(model, "relu1_1", images)
     after = float((model.reconstruct(images, "relu1_1") - images).pow(2).mean())
     assert after < 0.01 * before and after < 1e-3
+    grey = torch.full((1, 3, 32, 32), 0.7)      # the bias is not damped: a flat picture comes back flat
+    assert abs(float(model.reconstruct(grey, "relu1_1").mean()) - 0.7) < 0.02
     assert not fit_linear_decoder(model, "relu2_1", images)   # deeper decoders learn by steps
 
 
