@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from .config import bounded, load_config, save_config
 from .errors import ConfigError, WeightsError
-from .fusion import FUSIONS
+from .fusion import MODEL_FUSIONS
 from .io import check_safetensors_file, load_safetensors_checked, save_safetensors_atomic
 from .vgg import VGG_BLOCKS, VGGEncoder, layer_names, vgg_layers
 
@@ -39,7 +39,9 @@ class EncoderDecoderConfig:
     arch: str = bounded("vgg16", choices=tuple(VGG_BLOCKS), doc="the VGG the decoders invert")
     levels: tuple[str, ...] = bounded(("relu3_1", "relu2_1", "relu1_1"),
                                       doc="layers fused and decoded, coarse to fine (each one a decoder)")
-    fusion: str = bounded("wct", choices=FUSIONS, doc="how content features take the painting's statistics")
+    fusion: str = bounded("wct", choices=MODEL_FUSIONS, doc="how content features take the painting's statistics: "
+                          "wct, adain, or hybrid (adain at the coarsest level, which keeps the photo's light and "
+                          "dark layout, wct at the finer ones)")
     full_channels: int = bounded(32, 4, 64, doc="channels of the decoders' last full-resolution convolution")
     style_encoder: str = bounded("", doc="identity of the encoder whose Style Features this model reads "
                                          "('<arch>:<fingerprint>'); the shipped encoder weights are the same")
@@ -61,6 +63,12 @@ class EncoderDecoderConfig:
     @property
     def deepest(self) -> str:
         return self.levels[0]
+
+    def fusion_at(self, level: str) -> str:
+        """The closed-form fusion (:data:`~ganstyle.core.fusion.FUSIONS`) used at ``level``."""
+        if self.fusion == "hybrid":
+            return "adain" if level == self.levels[0] else "wct"
+        return self.fusion
 
 
 def _decoder_layers(arch: str, level: str, full_channels: int) -> list[nn.Module]:

@@ -123,7 +123,7 @@ def stylize_level(model, x: torch.Tensor, level: str, regions: _Regions, strengt
     sums = moments_sums(feats, shares)
     content = clip.moments(level, sums) if clip is not None else [moments_from_sums(s) for s in sums]
     styles = [m[level] for m in regions.moments]
-    fused = fuse_regions(feats.float(), content, styles, shares, model.config.fusion, strength)
+    fused = fuse_regions(feats.float(), content, styles, shares, model.config.fusion_at(level), strength)
     return model.decoders[level](fused.to(feats.dtype)).float().clamp(0, 1)
 
 
@@ -158,7 +158,7 @@ def stylize_level_tiled(model, x: torch.Tensor, level: str, regions: _Regions, s
             feats = model.encoder(x[..., iy0:iy1, ix0:ix1], [level])[level]
             shares = None if full_shares is None else \
                 full_shares[..., iy0 // scale:iy1 // scale, ix0 // scale:ix1 // scale]
-            fused = fuse_regions(feats.float(), content, styles, shares, model.config.fusion, strength)
+            fused = fuse_regions(feats.float(), content, styles, shares, model.config.fusion_at(level), strength)
             y = model.decoders[level](fused.to(feats.dtype)).float().clamp(0, 1)
             out[..., y0:y1, x0:x1] = y[..., y0 - iy0:y1 - iy0, x0 - ix0:x1 - ix0]
             if tick:

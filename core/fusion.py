@@ -25,6 +25,8 @@ import torch
 from .errors import InputError
 
 FUSIONS = ("wct", "adain")
+# what a model may name: one fusion at every level, or "hybrid" (EncoderDecoderConfig.fusion_at)
+MODEL_FUSIONS = (*FUSIONS, "hybrid")
 _EIG_FLOOR = 1e-5   # eigenvalues below this are treated as this (flat features, a grey painting)
 
 

@@ -30,7 +30,7 @@ from ..decoder import DECODER_LEVELS, EncoderDecoder, new_encoder_decoder
 from ..discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..errors import InputError
 from ..features import gram_matrix
-from ..fusion import FUSIONS, feature_moments, fuse
+from ..fusion import MODEL_FUSIONS, feature_moments, fuse
 from ..images import image_grid, save_image
 from ..io import atomic_write_json
 from ..losses import adversarial_loss, gram_style_loss, relative_style_weights, total_variation
@@ -66,7 +66,7 @@ class DecoderTrainConfig:
     train_levels: tuple[str, ...] = bounded((), doc="the decoders this run trains (default: every level in stage "
                                                     "reconstruct, the coarsest in stage style); the others keep "
                                                     "their weights")
-    fusion: str = bounded("wct", choices=FUSIONS, doc="the model's fusion at inference (and in stage style)")
+    fusion: str = bounded("wct", choices=MODEL_FUSIONS, doc="the model's fusion at inference (and in stage style)")
     full_channels: int = bounded(32, 4, 64, doc="channels of the decoders' last full-resolution convolution")
     steps: int = bounded(4000, 1, 10_000_000, doc="total optimisation steps")
     max_minutes: float = bounded(0.0, 0.0, 1e6, doc="stop (with a checkpoint) after this many minutes; 0: no limit")
@@ -129,7 +129,7 @@ def fused_targets(model: EncoderDecoder, photos: torch.Tensor, paintings: torch.
         content = model.encoder(photos, [level])[level]
         style = model.encoder(paintings, sorted({*STYLE_LAYERS, level} & set(model.encoder.layer_names)))
         fused = torch.cat([fuse(content[i:i + 1], feature_moments(content[i:i + 1]),
-                                feature_moments(style[level][i:i + 1]), model.config.fusion)
+                                feature_moments(style[level][i:i + 1]), model.config.fusion_at(level))
                            for i in range(photos.shape[0])])
         grams = {name: gram_matrix(style[name]) for name in STYLE_LAYERS if name in style}
     return fused, grams

@@ -111,3 +111,9 @@ def test_files_from_before_the_input_scale_load_with_scale_one(vgg16, tmp_path):
     save_file(state, folder / "model.safetensors")
     loaded = EncoderDecoder.from_pretrained(folder)
     assert all(float(d.input_scale) == 1.0 for d in loaded.decoders.values())
+
+
+def test_hybrid_fusion_keeps_the_coarsest_level_adain_and_the_finer_ones_wct():
+    config = EncoderDecoderConfig(fusion="hybrid")
+    assert [config.fusion_at(lv) for lv in config.levels] == ["adain", "wct", "wct"]
+    assert EncoderDecoderConfig(fusion="adain").fusion_at("relu1_1") == "adain"
