@@ -30,6 +30,10 @@ Stylize the same style, and adds the style image as the sheet's second column:
     python bench/bench_quality.py runs/photos/holdout --styles styles/holdout --model arbitrary-fast \\
         --encoder .eval/vgg16_eval.safetensors --goals --goal-style 0.08 --sheet bench/out/arbitrary.jpg
 
+Another tool's pictures join the table and the sheet with --external LABEL=DIR: DIR holds one
+picture per pair, named PHOTO__STYLE.png (the photo's and the style's file stems; PHOTO.png with
+--style), made beforehand (e.g. a peer's command line over the same pairs); its time is not measured.
+
 The evaluation encoder (.eval/vgg16_eval.safetensors, built by ../shared/tools/make_eval_encoder.py)
 is a stand-in for ImageNet VGG weights, for benchmarks only; the default is the user default, vgg19.
 """
@@ -77,6 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--palette", action="append", type=float, default=[], metavar="P",
                    help="per --model, in order (like --label): stylize(palette=P) for an arbitrary-style model, the "
                         "result's colours moved that far to the painting's palette (default 0)")
+    p.add_argument("--external", action="append", default=[], metavar="LABEL=DIR",
+                   help="another tool's results for the same pairs, DIR/PHOTO__STYLE.png, measured and shown too")
     p.add_argument("--encoder", default="vgg19",
                    help="VGG for the style/content figures: registry name, Hub repo or file (default vgg19, "
                         "the user default; ours: .eval/vgg16_eval.safetensors)")
@@ -255,7 +261,8 @@ def run(args) -> dict:
           f"{encoder.source or args.encoder} ({encoder.arch}); device {device}; threads {torch.get_num_threads()}; "
           f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
 
-    methods = ([] if args.no_optimize else [OPTIMIZE]) + [ref for ref, _ in models]
+    externals = dict(item.split("=", 1) for item in args.external)
+    methods = ([] if args.no_optimize else [OPTIMIZE]) + [ref for ref, _ in models] + list(externals)
     results: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
     rows = []
     for name, photo, (_, style_files, style) in pairs:
@@ -271,6 +278,9 @@ def run(args) -> dict:
                     if cached is not None:
                         save_image(out, cached)    # 8-bit PNG: figures on reuse differ by rounding only
                         cached.with_suffix(".json").write_text(json.dumps({"seconds": seconds}))
+            elif method in externals:
+                stem = name.replace("/", "__") if args.styles is not None else name
+                out, seconds = load_image(Path(externals[method]) / f"{stem}.png"), float("nan")
             else:
                 model = dict(models)[method]
                 kind = model_kind(model)

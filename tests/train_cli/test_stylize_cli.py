@@ -205,3 +205,15 @@ def test_style_image_drives_the_encoder_decoder_offline_with_its_own_encoder(pho
     assert main(["stylize", str(photos / "a.png"), "-o", str(tmp_path / "n.png"), "--model", str(model_dir),
                  "--device", "cpu", "--style", "ink"]) == 2
     assert "--style-image" in capsys.readouterr().err and not (tmp_path / "n.png").exists()
+
+
+def test_style_image_without_a_model_uses_the_shipped_any_style_model(photos, tmp_path, capsys):
+    """--style-image alone: the registry's any-style default, measured with its own encoder (offline)."""
+    from helpers import synthetic_painting
+
+    save_image(synthetic_painting(48, 64), tmp_path / "painting.png")
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(photos / "a.png"), "-o", str(out), "--device", "cpu",
+                 "--style-image", str(tmp_path / "painting.png"), "--style-size", "64"]) == 0
+    assert "model: any-style" in capsys.readouterr().err
+    assert _png(out).shape == load_image(photos / "a.png").shape
