@@ -7,11 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
+from ganstyle.core.engine import TiledEngine
 from ganstyle.core.errors import GanstyleError, InputError
 from ganstyle.core.generator import StyleGenerator
 from ganstyle.core.images import bchw_to_comfy, comfy_to_bchw, load_image, save_image
 from ganstyle.core.optimize import OptimizeOptions, plan_scales
-from ganstyle.core.stylize import _Engine, stylize
+from ganstyle.core.stylize import stylize
 from ganstyle.core.tiles import tile_spans
 from ganstyle.train_cli.__main__ import main as cli_main
 
@@ -113,7 +114,7 @@ def test_huge_image_tiles_within_budget(generator):
     """A 20000² image would need ~GBs of activations untiled: the plan tiles it in bounded tiles
     (checked without allocating it), and a real 1200² image runs tiled in a small budget."""
     budget = 64 << 20
-    engine = _Engine(generator, torch.device("cpu"), torch.float32, False, "auto", 32, budget, None)
+    engine = TiledEngine(generator, torch.device("cpu"), torch.float32, False, "auto", 32, budget, None)
     assert engine.plan(20000, 20000) is not None
     plan = engine.plan(20000, 20000)
     assert plan.tile ** 2 * generator.activation_bytes_per_pixel() <= budget * 1.05 or plan.tile == engine.min_tile

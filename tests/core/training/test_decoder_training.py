@@ -104,7 +104,7 @@ def test_command_line_trains_and_resumes(tmp_path, capsys):
 
 
 def test_the_linear_decoder_starts_at_its_least_squares_solution(tmp_path, vgg16):
-    from ganstyle.core.training.decoder import fit_linear_decoder
+    from ganstyle.core.training.decoder_losses import fit_linear_decoder
 
     from helpers import synthetic_photo, tiny_encoder_decoder
 
@@ -121,7 +121,7 @@ def test_the_linear_decoder_starts_at_its_least_squares_solution(tmp_path, vgg16
 
 def test_a_fresh_decoder_starts_at_the_images_scale(vgg16):
     from ganstyle.core.decoder import new_encoder_decoder
-    from ganstyle.core.training.decoder import scale_initial_weights
+    from ganstyle.core.training.decoder_losses import scale_initial_weights
 
     from helpers import synthetic_photo
 
