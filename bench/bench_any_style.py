@@ -17,22 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import torch
-
-
-def best_of(fn, repeats: int, device: torch.device) -> float:
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from bench_arbitrary import best_of  # the same timing rule (best of N, CUDA synchronised)
 
 
 def main(argv=None) -> int:
