@@ -227,6 +227,13 @@ def main(argv=None) -> int:
         from ganstyle.core.vgg import load_vgg_encoder
         encoder = load_vgg_encoder(args.encoder, device=args.device)
         style = compute_style_features(encoder, load_image(args.style), style_size=1024)
+    from ganstyle.core.models import takes_style_features
+
+    condition = None   # an any-style model is given the painting (--style) as Style Features
+    if takes_style_features(model):
+        if not args.style or encoder is None:
+            raise SystemExit(f"{model.name} takes any painting: give --style PAINTING and --encoder")
+        condition = style
     methods = {"per frame": VideoOptions(temporal=0.0, statistics="frame"),
                "clip statistics": VideoOptions(temporal=0.0, statistics="clip"),
                f"temporal {args.temporal}": VideoOptions(temporal=args.temporal, statistics="clip",
@@ -237,7 +244,7 @@ def main(argv=None) -> int:
     for clip_name, (frames, flows, valid) in clips.items():
         baseline = base_ratio = None
         for method, options in methods.items():
-            stylizer = VideoStylizer(model, options, device=args.device)
+            stylizer = VideoStylizer(model, options, style=condition, device=args.device)
             start = time.perf_counter()
             results = [stylizer(f) for f in frames]
             fps = len(frames) / (time.perf_counter() - start)
