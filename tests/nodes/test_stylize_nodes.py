@@ -71,7 +71,7 @@ def test_tiled_node_progress_and_cancel(comfy, saved_model):
 def test_image_over_the_memory_budget(comfy, saved_model, monkeypatch):
     """An image too large for one pass: exact statistics (the default) give the untiled result,
     the thumbnail option a different one."""
-    import ganstyle.core.stylize as engine
+    import ganstyle.core.engine as engine
 
     (model,) = comfy_call(LoadStyleModel, model="ink")
     images = torch.rand(1, 150, 150, 3, generator=torch.Generator().manual_seed(3))
