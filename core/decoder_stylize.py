@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .errors import InputError
 from .features import StyleFeatures
 from .fusion import Moments, fuse, style_moments
-from .tiles import TilePlan, tile_spans
+from .tiles import TilePlan, owned_spans, tile_spans
 
 ProgressCallback = Callable[[int, int], None]
 MIN_TILE_CORE = 128
@@ -75,6 +75,11 @@ def moments_sums(features: torch.Tensor, shares: torch.Tensor | None) -> list[tu
     return out
 
 
+def add_sums(a: list[tuple[torch.Tensor, ...]], b: list[tuple[torch.Tensor, ...]]) -> list[tuple[torch.Tensor, ...]]:
+    """Two :func:`moments_sums` results pooled (tiles of one picture, frames of one clip)."""
+    return [tuple(x + y for x, y in zip(p, q)) for p, q in zip(a, b)]
+
+
 def moments_from_sums(sums: tuple[torch.Tensor, ...]) -> Moments:
     total, first, second = sums
     if float(total) <= 0:
@@ -109,8 +114,7 @@ class ClipMoments:
         """Pool this frame's ``sums`` while the clip is still pooling; the clip's moments."""
         if self.seen.get(level, 0) < self.frames:
             pooled = self.sums.get(level)
-            self.sums[level] = sums if pooled is None else [tuple(a + b for a, b in zip(p, s))
-                                                             for p, s in zip(pooled, sums)]
+            self.sums[level] = sums if pooled is None else add_sums(pooled, sums)
             self.seen[level] = self.seen.get(level, 0) + 1
         return [moments_from_sums(s) for s in self.sums[level]]
 
@@ -135,24 +139,22 @@ def stylize_level_tiled(model, x: torch.Tensor, level: str, regions: _Regions, s
     plan = TilePlan(max(tile, 2 * halo + MIN_TILE_CORE) // scale * scale, halo, 0, scale)
     h, w = x.shape[-2:]
     rows, cols = tile_spans(h, plan), tile_spans(w, plan)
+    full_shares = regions.at((h // scale, w // scale), index)   # at the features' resolution, whole picture
     sums = None
-    for y0, y1, iy0, iy1 in owned(rows):      # pass 1: the whole picture's moments
-        for x0, x1, ix0, ix1 in owned(cols):
+    for y0, y1, iy0, iy1 in owned_spans(rows):      # pass 1: the whole picture's moments
+        for x0, x1, ix0, ix1 in owned_spans(cols):
             feats = model.encoder(x[..., iy0:iy1, ix0:ix1], [level])[level]
             fy, fx = (y0 - iy0) // scale, (x0 - ix0) // scale
             part = feats[..., fy:fy + (y1 - y0) // scale, fx:fx + (x1 - x0) // scale]
-            shares = regions.at(feats.shape[-2:], index)
-            if shares is not None:     # the shares of exactly these feature pixels
-                full = regions.at((h // scale, w // scale), index)
-                shares = full[..., y0 // scale:y1 // scale, x0 // scale:x1 // scale]
+            shares = None if full_shares is None else \
+                full_shares[..., y0 // scale:y1 // scale, x0 // scale:x1 // scale]   # exactly these pixels'
             add = moments_sums(part, shares)
-            sums = add if sums is None else [tuple(a + b for a, b in zip(s, t)) for s, t in zip(sums, add)]
+            sums = add if sums is None else add_sums(sums, add)
             if tick:
                 tick()
     content = [moments_from_sums(s) for s in sums]
     styles = [m[level] for m in regions.moments]
     out = torch.empty_like(x)
-    full_shares = regions.at((h // scale, w // scale), index)
     for y0, y1, iy0, iy1 in rows:             # pass 2: fuse and decode each tile
         for x0, x1, ix0, ix1 in cols:
             feats = model.encoder(x[..., iy0:iy1, ix0:ix1], [level])[level]
@@ -164,11 +166,6 @@ def stylize_level_tiled(model, x: torch.Tensor, level: str, regions: _Regions, s
             if tick:
                 tick()
     return out
-
-
-def owned(spans):
-    """Tile spans → a partition of the axis: (start, end, in_start, in_end) with ends at the next start."""
-    return [(s[0], spans[i + 1][0] if i + 1 < len(spans) else s[1], s[2], s[3]) for i, s in enumerate(spans)]
 
 
 def level_pools(level: str) -> int:

@@ -15,7 +15,7 @@ from .device import memory_budget
 from .generator import StyleGenerator
 from .model_copies import GRAPH_MAX_BYTES, graph_forward
 from .norm_statistics import InstanceNorm2d, NormStatistics, StatisticsGathered
-from .tiles import TilePlan, ramp, tile_spans
+from .tiles import TilePlan, owned_spans, ramp, tile_spans
 
 ProgressCallback = Callable[[int, int], None]
 MIN_TILE_CORE = 64   # output pixels per tile side, at least (below this, halos dominate)
@@ -170,11 +170,7 @@ class TiledEngine:
         h, w = images.shape[-2:]
         stats = NormStatistics()
 
-        def owned(spans):   # (start, end, in_start, in_end): a partition of the axis
-            return [(s[0], spans[i + 1][0] if i + 1 < len(spans) else s[1], s[2], s[3])
-                    for i, s in enumerate(spans)]
-
-        rows, cols = owned(tile_spans(h, plan)), owned(tile_spans(w, plan))
+        rows, cols = owned_spans(tile_spans(h, plan)), owned_spans(tile_spans(w, plan))
         for _ in range(self.norm_layers):
             for y0, y1, iy0, iy1 in rows:
                 for x0, x1, ix0, ix1 in cols:

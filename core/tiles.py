@@ -47,6 +47,16 @@ def tile_spans(length: int, plan: TilePlan) -> list[tuple[int, int, int, int]]:
     return spans
 
 
+def owned_spans(spans: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Tile spans (:func:`tile_spans`) → a partition of the axis: each span ends where the next one
+    starts, so pooling what each tile owns counts every pixel once.
+
+    >>> owned_spans([(0, 128, 0, 144), (84, 212, 68, 228), (172, 300, 156, 300)])
+    [(0, 84, 0, 144), (84, 172, 68, 228), (172, 300, 156, 300)]
+    """
+    return [(s[0], spans[i + 1][0] if i + 1 < len(spans) else s[1], s[2], s[3]) for i, s in enumerate(spans)]
+
+
 def ramp(spans: list[tuple[int, int, int, int]], index: int, overlap: int) -> torch.Tensor:
     """1-D blending weights for span ``index``: linear ramps where it overlaps its neighbours."""
     start, end = spans[index][:2]
