@@ -41,8 +41,6 @@ import copy
 import dataclasses
 import logging
 import os
-import signal
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -89,6 +87,7 @@ from .training.distributed import (
 from .training.report import run_info, sample_grid, training_facts
 from .training.run_log import LOSS_KEYS, LossLog
 from .training.setup import initial_generator, load_training_data, style_target
+from .training.stopping import StopRequest
 from .training.styles import build_style_set
 from .vgg import CONTENT_LAYER, STYLE_LAYERS, VGGEncoder, has_inference_tensors, load_vgg_encoder, private_copy
 
@@ -166,7 +165,6 @@ class Trainer:
 
         self.log = LossLog(self.device, self.world_size)
         self.last_losses: dict[str, float] = {}
-        self._stop_requested = False
         if resume:
             if self.latest_checkpoint() is None:
                 if self.is_main:
@@ -308,7 +306,9 @@ class Trainer:
                    desc="ganstyle train", unit="step", dynamic_ncols=True)
         started = time.perf_counter()
         session_start = self.elapsed_s
-        previous_handler = self._catch_ctrl_c()
+        # first Ctrl-C: finish the step, checkpoint, stop; a second one aborts (single process only:
+        # under torchrun the launcher handles signals)
+        stop = StopRequest(enabled=self.world_size == 1).start()
         try:
             while self.step < cfg.steps:
                 losses = self.optimize_parameters(self.step)
@@ -332,7 +332,7 @@ class Trainer:
                     except BaseException:
                         self.save_checkpoint()
                         raise
-                if self._stop_requested:
+                if stop.requested:
                     self.save_checkpoint()
                     logger.info("stopped at step %d: checkpoint saved; continue with --resume", self.step)
                     raise KeyboardInterrupt
@@ -341,8 +341,7 @@ class Trainer:
                                 cfg.max_minutes)
                     break
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            stop.restore()
             bar.close()
             self.log.close()
         self.save_checkpoint()
@@ -353,24 +352,6 @@ class Trainer:
         barrier(self.world_size)
         shutdown(self._owns_process_group)
         return model_dir
-
-    def _catch_ctrl_c(self):
-        """First Ctrl-C: finish the current step, save a checkpoint, stop (a checkpoint taken in
-        the middle of a step would not resume exactly). Second Ctrl-C: abort at once. Only for a
-        single process in the main thread; under torchrun the launcher handles signals."""
-        self._stop_requested = False
-        if self.world_size > 1 or threading.current_thread() is not threading.main_thread():
-            return None
-        previous = signal.getsignal(signal.SIGINT)
-
-        def request_stop(signum, frame):
-            if self._stop_requested:
-                raise KeyboardInterrupt
-            self._stop_requested = True
-            logger.info("Ctrl-C: stopping after this step (press again to abort without saving)")
-
-        signal.signal(signal.SIGINT, request_stop)
-        return previous
 
     # ---- what a run leaves: samples, the exported model -----------------------------------
     def save_samples(self) -> Path | None:

@@ -11,12 +11,14 @@ photo features fused with a training painting's statistics and learns to paint t
 
 A run folder holds ``options.json``, ``log.jsonl``, ``samples/step_N.jpg``, ``checkpoints/step_N/``
 (exact resume: weights, Adam moments, RNG; batches are a function of the step) and ``model/`` (the
-exported model, refreshed at every checkpoint).
+exported model, refreshed at every checkpoint). Ctrl-C or SIGTERM stops after the current step
+with a checkpoint; a second one aborts.
 """
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,7 @@ from .decoder_losses import (
     style_losses,
     taps_up_to,
 )
+from .stopping import StopRequest
 
 logger = logging.getLogger(__name__)
 STAGES = ("reconstruct", "style")
@@ -229,7 +232,8 @@ class DecoderTrainer:
         start = time.monotonic()
         sums: dict[str, float] = {}
         count = 0
-        stop_on_term = _interrupt_on_sigterm()
+        # Ctrl-C or `kill` (a run in the background ignores SIGINT): finish the step, checkpoint, stop
+        stop = StopRequest((signal.SIGINT, signal.SIGTERM)).start()
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc="decoder", unit="step")
         try:
             while self.step < cfg.steps:
@@ -250,16 +254,16 @@ class DecoderTrainer:
                     self.save_samples()
                 if self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
+                if stop.requested:
+                    self.save_checkpoint()
+                    logger.info("stopped at step %d: checkpoint saved; continue with --resume", self.step)
+                    raise KeyboardInterrupt
                 if cfg.max_minutes and time.monotonic() - start > cfg.max_minutes * 60:
                     logger.info("time limit of %s minutes reached at step %d", cfg.max_minutes, self.step)
                     break
-        except KeyboardInterrupt:
-            logger.warning("interrupted at step %d: saving a checkpoint", self.step)
-            self.save_checkpoint()
-            raise
         finally:
             bar.close()
-            stop_on_term()
+            stop.restore()
         self.save_checkpoint()
         return self.out / "model"
 
@@ -298,22 +302,6 @@ class DecoderTrainer:
         unpack_state(tensors, state["optimizers"], self.modules, self.optimizers, found)
         set_rng_state(state["rng"])
         self.step = int(state["step"])
-
-
-def _interrupt_on_sigterm():
-    """Treat SIGTERM like Ctrl-C while training (a checkpoint is written, then the run stops): a run
-    in the background ignores SIGINT, so `kill` is how it is stopped. Returns the undo function."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def run_options(given: dict, resume: bool = False) -> DecoderTrainConfig:
