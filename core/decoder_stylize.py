@@ -32,13 +32,7 @@ def check_style_features(spec, expected_encoder: str, levels: Sequence[str]) -> 
     """Refuse what is not StyleFeatures of the model's encoder with the layers it fuses."""
     if not isinstance(spec, StyleFeatures):
         raise InputError(f"this any-style model takes a painting's style features, not {spec!r}")
-    if expected_encoder and spec.encoder_identity != expected_encoder:
-        from .hub import encoder_for_identity
-
-        name = encoder_for_identity(expected_encoder)
-        raise InputError(f"these style features were measured with encoder {spec.encoder_identity}; this model "
-                         f"reads features of encoder {expected_encoder}"
-                         + (f" (registry name '{name}')" if name else "") + ": measure them again with that encoder")
+    spec.check_read_by(expected_encoder, "this any-style model")
     missing = [lv for lv in levels if lv not in spec.layers]
     if missing:
         raise InputError(f"these style features lack the layers {missing} this model fuses; measure them with the "

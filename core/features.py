@@ -84,6 +84,20 @@ class StyleFeatures:
     color_mean: torch.Tensor | None = None
     color_cov: torch.Tensor | None = None
 
+    def check_read_by(self, expected: str, reader: str) -> None:
+        """Refuse these features unless they were measured with the encoder whose identity is
+        ``expected`` (what a model reads; empty: any), naming its registry name when it is known.
+        ``reader``: what reads them, for the message ("this any-style model")."""
+        if not expected or self.encoder_identity == expected:
+            return
+        from .hub import encoder_for_identity
+
+        name = encoder_for_identity(expected)
+        raise InputError(f"these style features were measured with encoder {self.encoder_identity}; {reader} reads "
+                         f"features of encoder {expected}" + (f" (registry name '{name}')" if name else "")
+                         + ": load that encoder in Load VGG Encoder and measure Style Features again"
+                         + (f" (CLI: --encoder {name})" if name else ""))
+
     def check_encoder(self, encoder: VGGEncoder) -> None:
         if encoder.identity != self.encoder_identity:
             raise InputError(

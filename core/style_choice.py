@@ -185,14 +185,7 @@ def _arbitrary(generator: StyleGenerator, size, batch, style, regions):
         if not isinstance(spec, StyleFeatures):
             raise InputError(f"an arbitrary-style model takes style features (from a style image), not the style "
                              f"name {spec!r}: connect Style Features (CLI: --style-image)")
-        expected = generator.config.style_encoder
-        if expected and spec.encoder_identity != expected:
-            from .hub import encoder_for_identity
-            name = encoder_for_identity(expected)
-            raise InputError(f"these style features were computed with encoder {spec.encoder_identity}; this "
-                             f"arbitrary-style model reads features of encoder {expected}"
-                             + (f" (registry name '{name}')" if name else "") + ": load that encoder in Load VGG "
-                             "Encoder and recompute Style Features" + (f" (CLI: --encoder {name})" if name else ""))
+        spec.check_read_by(generator.config.style_encoder, "this arbitrary-style model")
     vectors = torch.stack([style_vector(spec) for spec in specs])
     keys = [hashlib.sha1(v.numpy().tobytes()).hexdigest()[:16] for v in vectors]
     if not regions:
