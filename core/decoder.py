@@ -25,9 +25,9 @@ import torch
 import torch.nn as nn
 
 from .config import bounded, load_config, save_config
-from .errors import ConfigError, WeightsError
+from .errors import ConfigError
 from .fusion import MODEL_FUSIONS
-from .io import check_safetensors_file, load_safetensors_checked, save_safetensors_atomic
+from .io import load_module_weights, save_safetensors_atomic
 from .vgg import VGG_BLOCKS, VGGEncoder, layer_names, vgg_layers
 
 # The layers a decoder can invert: the first ReLU of each block (where WCT/AdaIN fuse).
@@ -179,17 +179,9 @@ class EncoderDecoder(nn.Module):
         weights_path, config_path = Path(weights_path), Path(config_path)
         config = load_config(EncoderDecoderConfig, config_path)
         model = cls(config)
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        present = check_safetensors_file(weights_path)
         # files written before decoders had an input scale: their scale is 1 (it was not there)
-        legacy = {k for k in expected if k.endswith(".input_scale") and k not in present}
-        state = load_safetensors_checked(weights_path, [k for k in expected if k not in legacy], expected)
-        state.update({k: torch.ones(()) for k in legacy})
-        extra = sorted(set(present) - set(expected))
-        if extra:
-            raise WeightsError(f"{weights_path}: unexpected keys {extra[:8]} for the encoder–decoder described by "
-                               f"{config_path} (config and weights do not match)")
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        load_module_weights(model, weights_path, str(config_path),
+                            {f"decoders.{lv}.input_scale": torch.ones(()) for lv in config.levels})
         model.encoder.identity = config.style_encoder or model.encoder.identity
         return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 

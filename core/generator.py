@@ -31,8 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import bounded, config_from_dict, config_to_dict, load_config, save_config
-from .errors import WeightsError
-from .io import check_safetensors_file, load_safetensors_checked, save_safetensors_atomic
+from .io import load_module_weights, save_safetensors_atomic
 from .norm_statistics import (
     ConditionalInstanceNorm2d,
     InstanceNorm2d,
@@ -503,13 +502,7 @@ class StyleGenerator(nn.Module):
         weights_path, config_path = Path(weights_path), Path(config_path)
         config = load_config(GeneratorConfig, config_path)
         model = cls(config)
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        state = load_safetensors_checked(weights_path, list(expected), expected)
-        extra = sorted(set(check_safetensors_file(weights_path)) - set(expected))
-        if extra:
-            raise WeightsError(f"{weights_path}: unexpected keys {extra[:8]} for the generator described "
-                               f"by {config_path} (config and weights do not match)")
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        load_module_weights(model, weights_path, str(config_path))
         return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
     @classmethod

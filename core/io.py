@@ -166,6 +166,24 @@ def load_safetensors_checked(path: str | os.PathLike, keys: Iterable[str] | None
     return out
 
 
+def load_module_weights(module: torch.nn.Module, path: str | os.PathLike, described_by: str,
+                        missing_defaults: dict[str, torch.Tensor] | None = None) -> None:
+    """Load ``module``'s weights from the safetensors file ``path``, strictly: every tensor of its
+    state dict present with its shape (floating point, finite), no extra key (the config
+    ``described_by`` and the weights must match). ``missing_defaults``: keys that files written
+    before they existed lack, and the value that reproduces those files' behaviour."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    present = check_safetensors_file(path)
+    legacy = {k: v for k, v in (missing_defaults or {}).items() if k in expected and k not in present}
+    state = load_safetensors_checked(path, [k for k in expected if k not in legacy], expected)
+    state.update(legacy)
+    extra = sorted(set(present) - set(expected))
+    if extra:
+        raise WeightsError(f"{path}: unexpected keys {extra[:8]} for the {type(module).__name__} described by "
+                           f"{described_by} (config and weights do not match)")
+    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
