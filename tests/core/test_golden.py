@@ -58,14 +58,19 @@ def golden_numbers() -> dict:
             "patch": out[:, ROWS, COLS].tolist(), "mean": out.mean(dim=(1, 2)).tolist()}
 
 
-def test_shipped_model_gives_the_golden_numbers():
-    got = golden_numbers()
-    if (got["model"], got["weights_sha256"]) != (GOLDEN.get("model"), GOLDEN.get("weights_sha256")):
-        pytest.fail(f"the shipped model '{MODEL}' is not the one the golden numbers were made with "
-                    f"(retrained?); if its new output is intended: python3 tests/core/test_golden.py --write")
+def assert_golden(got: dict, golden: dict, script: str) -> None:
+    """``got`` (numbers computed now) against the file's ``golden``; ``script`` regenerates them."""
+    model = got["model"]
+    if (model, got["weights_sha256"]) != (golden.get("model"), golden.get("weights_sha256")):
+        pytest.fail(f"the shipped model '{model}' is not the one the golden numbers were made with "
+                    f"(retrained?); if its new output is intended: python3 {script} --write")
     for key in ("patch", "mean"):
-        torch.testing.assert_close(torch.tensor(got[key]), torch.tensor(GOLDEN[key]), atol=TOLERANCE, rtol=0,
-                                   msg=lambda m, key=key: f"golden {key} of '{MODEL}': {m}")
+        torch.testing.assert_close(torch.tensor(got[key]), torch.tensor(golden[key]), atol=TOLERANCE, rtol=0,
+                                   msg=lambda m, key=key: f"golden {key} of '{model}': {m}")
+
+
+def test_shipped_model_gives_the_golden_numbers():
+    assert_golden(golden_numbers(), GOLDEN, "tests/core/test_golden.py")
 
 
 def _as_source(numbers: dict) -> str:
@@ -79,17 +84,18 @@ def _as_source(numbers: dict) -> str:
             f'    "mean": {row(numbers["mean"])},\n}}\n')
 
 
-def main(argv: list[str]) -> int:
-    source = _as_source(golden_numbers())
+def main(argv: list[str], numbers: dict | None = None, path: Path = Path(__file__)) -> int:
+    """Print the golden numbers computed now, or with --write put them into ``path``'s GOLDEN block."""
+    numbers = golden_numbers() if numbers is None else numbers
+    source = _as_source(numbers)
     if "--write" not in argv:
         print(source, end="")
         return 0
-    path = Path(__file__)
     text, count = re.subn(r"(?ms)^GOLDEN = \{(?:\}|.*?^\})\n", lambda _: source, path.read_text(), count=1)
     if count != 1:
         raise SystemExit(f"{path}: no 'GOLDEN = {{ ... }}' block to replace")
     path.write_text(text)
-    print(f"wrote the golden numbers of '{MODEL}' to {path}")
+    print(f"wrote the golden numbers of '{numbers['model']}' to {path}")
     return 0
 
 
